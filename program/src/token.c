@@ -1,0 +1,38 @@
+/* SPL Token: mint validation and CPI. */
+#include "perps.h"
+
+enum { TOKEN_INITIALIZE_ACCOUNT3 = 18 };
+
+/* Mint layout: COption<Pubkey> mint_authority (36), u64 supply (8),
+ * u8 decimals, bool is_initialized, COption<Pubkey> freeze_authority (36). */
+#define MINT_DECIMALS_OFFSET 44
+#define MINT_INITIALIZED_OFFSET 45
+
+PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals) {
+  const SolAccountInfo *acc = &ctx->accounts[mint];
+  if (!sol_pubkey_eq(acc->owner, &PERPS_ADDRESS_TOKEN_PROGRAM)) return fail_account(ctx, mint, PERPS_ERR_INVALID_MINT);
+  if (acc->data_len != SPL_MINT_SIZE || acc->data[MINT_INITIALIZED_OFFSET] != 1)
+    return fail_account(ctx, mint, PERPS_ERR_INVALID_MINT);
+  *decimals = acc->data[MINT_DECIMALS_OFFSET];
+  return 0;
+}
+
+PerpsResult token_initialize_account(Ctx *ctx, uint64_t account, uint64_t mint, const SolPubkey *owner) {
+  uint8_t data[33];
+  data[0] = TOKEN_INITIALIZE_ACCOUNT3;
+  __builtin_memcpy(data + 1, owner, 32);
+  SolAccountMeta metas[2] = {
+      {ctx->accounts[account].key, true, false},
+      {ctx->accounts[mint].key, false, false},
+  };
+  SolInstruction ix = {
+      .program_id = &PERPS_ADDRESS_TOKEN_PROGRAM,
+      .accounts = metas,
+      .account_len = 2,
+      .data = data,
+      .data_len = sizeof(data),
+  };
+  if (sol_invoke_signed_c(&ix, ctx->accounts, (int)ctx->params->num_accounts, NULL, 0) != 0)
+    return PERPS_ERR_CPI_FAILED;
+  return 0;
+}
