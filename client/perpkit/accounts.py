@@ -1,0 +1,134 @@
+"""Decoded accounts of the perps program: ``Market``, ``MarketParams``, ``Oracle``, ``BookHeader``.
+
+Field names are the IDL's (a test keeps them in step); decoding goes through
+anchorpy's account coder, after the discriminator is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from solders.pubkey import Pubkey
+
+from perpkit.errors import AccountDecodeError
+from perpkit.idl import perps_idl
+
+PRICE_SCALE = 1_000_000
+"""Prices have 6 implied decimals: ``1_000_000`` is 1.00 quote per base unit."""
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Risk parameters of a market (SPEC sections 3-6); the defaults are the SPEC's."""
+
+    skew_scale: int = 1_000_000 * PRICE_SCALE
+    """Skew at which the mark is twice the index, in base units (6 decimals)."""
+    max_funding_rate_bps_per_day: int = 100
+    max_staleness_s: int = 60
+    ewma_window_s: int = 300
+    initial_margin_bps: int = 1000
+    maintenance_margin_bps: int = 500
+    taker_fee_bps: int = 10
+    liquidation_reward_bps: int = 1000
+    price_band_bps: int = 1000
+    max_conf_bps: int = 200
+
+    def to_idl(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Market:
+    """The market account."""
+
+    address: Pubkey
+    admin: Pubkey
+    quote_mint: Pubkey
+    vault: Pubkey
+    oracle: Pubkey
+    book: Pubkey
+    params: MarketParams
+    created_at: int
+    market_id: int
+    book_capacity: int
+    bump: int
+    authority_bump: int
+    vault_bump: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The program-owned test oracle."""
+
+    address: Pubkey
+    authority: Pubkey
+    price: int
+    """Price with 6 implied decimals (``expo`` is always -6)."""
+    conf: int
+    publish_time: int
+    expo: int
+    oracle_id: int
+    bump: int
+
+    @property
+    def ui_price(self) -> float:
+        return self.price / PRICE_SCALE
+
+
+@dataclass(frozen=True)
+class BookHeader:
+    """Header of the book account (the position slots follow it)."""
+
+    address: Pubkey
+    market: Pubkey
+    capacity: int
+
+
+def _decode(name: str, data: bytes) -> Any:
+    idl = perps_idl()
+    expected = idl.account_discriminator(name)
+    if len(data) < 8 or bytes(data[:8]) != expected:
+        raise AccountDecodeError(f"account data is not a {name} (discriminator {bytes(data[:8]).hex()})")
+    try:
+        return idl.accounts_coder.decode(bytes(data))
+    except Exception as exc:  # construct raises many types
+        raise AccountDecodeError(f"cannot decode {name}: {exc}") from exc
+
+
+def _build(cls: type[Any], address: Pubkey, container: Any, **overrides: Any) -> Any:
+    values = {"address": address}
+    for f in fields(cls):
+        if f.name == "address":
+            continue
+        values[f.name] = overrides[f.name] if f.name in overrides else getattr(container, f.name)
+    return cls(**values)
+
+
+def decode_market(address: Pubkey, data: bytes) -> Market:
+    c = _decode("Market", data)
+    params = MarketParams(**{f.name: getattr(c.params, f.name) for f in fields(MarketParams)})
+    market: Market = _build(Market, address, c, params=params, paused=bool(c.paused))
+    return market
+
+
+def decode_oracle(address: Pubkey, data: bytes) -> Oracle:
+    oracle: Oracle = _build(Oracle, address, _decode("Oracle", data))
+    return oracle
+
+
+def decode_book_header(address: Pubkey, data: bytes) -> BookHeader:
+    # Only the header is decoded here: the book may be megabytes long.
+    header = bytes(data[: perps_idl().constant("BOOK_HEADER_SIZE")])
+    book: BookHeader = _build(BookHeader, address, _decode("Book", header))
+    return book
+
+
+def book_account_size(capacity: int) -> int:
+    """Bytes of a book account holding ``capacity`` positions."""
+    idl = perps_idl()
+    return idl.constant("BOOK_HEADER_SIZE") + capacity * idl.constant("BOOK_SLOT_SIZE")
+
+

@@ -1,0 +1,82 @@
+"""The backend interface: one async API over every kind of chain.
+
+The :class:`~perpkit.client.Client` speaks only this protocol, so the same
+scenario runs on the embedded LiteSVM runtime, on the localnet server, on
+``solana-test-validator`` and on devnet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from solders.account import Account
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+
+@dataclass(frozen=True)
+class TxError:
+    """Why the chain refused a transaction."""
+
+    message: str
+    """The runtime's error, as text."""
+    instruction_index: int | None = None
+    """Index of the failing instruction, for an instruction error."""
+    custom_code: int | None = None
+    """``Custom(n)`` code of an instruction error, if it was one."""
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """Outcome of a sent or simulated transaction."""
+
+    signature: str
+    logs: list[str]
+    compute_units: int
+    error: TxError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ChainClock:
+    """The cluster's Clock sysvar, as far as perpkit uses it."""
+
+    slot: int
+    unix_timestamp: int
+
+
+class Backend(Protocol):
+    """A chain that perpkit can read and send transactions to."""
+
+    name: str
+    supports_clock_control: bool
+
+    async def get_account(self, address: Pubkey) -> Account | None: ...
+
+    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]: ...
+
+    async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        """Sign with ``signers`` (the first pays the fee) and execute; failures are returned, not raised."""
+        ...
+
+    async def simulate_transaction(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    ) -> TxResult: ...
+
+    async def minimum_balance_for_rent_exemption(self, size: int) -> int: ...
+
+    async def request_airdrop(self, address: Pubkey, lamports: int) -> None: ...
+
+    async def get_clock(self) -> ChainClock: ...
+
+    async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
+        """Move the cluster clock; raises ClockControlUnsupported where that is impossible."""
+        ...
+
+    async def close(self) -> None: ...

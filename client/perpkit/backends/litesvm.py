@@ -1,0 +1,167 @@
+"""The embedded backend: a LiteSVM runtime in this process (``solders.litesvm``).
+
+The async methods run synchronously underneath; they are async so that code
+written against :class:`~perpkit.backends.base.Backend` runs unchanged over
+JSON-RPC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from solders.account import Account
+from solders.clock import Clock
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.litesvm import FeatureSet, LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
+
+from perpkit.backends.base import ChainClock, TxError, TxResult
+from perpkit.backends.errors import tx_error_from_solders
+from perpkit.errors import InvalidProgramFile
+from perpkit.program_file import read_program_file
+
+DISABLE_NEW_LOADER_V3_DEPLOYMENTS = Pubkey.from_string("EmhbpdVtZ2hWRGFWBDjn2i3SJD8Z36z4mpMcZJEnebnP")
+"""SIMD-0167 gate that makes the upgradeable loader refuse ``DeployWithMaxDataLen``.
+
+LiteSVM in solders 0.26 turns every known feature on, this one included, but
+it was reverted in agave (PR 5300) and is active on no cluster; perpkit turns
+it off so that ``solana program deploy``'s flow works as on devnet."""
+
+SLOT_MS = 400
+
+
+def cluster_feature_set() -> FeatureSet:
+    """Every feature LiteSVM knows, minus the reverted loader-v3 deploy gate."""
+    features = FeatureSet.all_enabled()
+    active = features.active
+    active.pop(DISABLE_NEW_LOADER_V3_DEPLOYMENTS, None)
+    inactive = features.inactive
+    inactive.add(DISABLE_NEW_LOADER_V3_DEPLOYMENTS)
+    features.active, features.inactive = active, inactive
+    return features
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2 (Rust panic messages)."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode(errors="replace").splitlines())
+
+
+class LiteSvmBackend:
+    """In-process LiteSVM with the standard builtins, SPL programs and sysvars."""
+
+    name = "litesvm"
+    supports_clock_control = True
+
+    def __init__(self, *, start_time: int | None = None) -> None:
+        self.svm = LiteSVM()
+        self.svm.with_builtins(cluster_feature_set())
+        now = int(time.time()) if start_time is None else start_time
+        clock = self.svm.get_clock()
+        self.svm.set_clock(Clock(clock.slot, now, clock.epoch, clock.leader_schedule_epoch, now))
+
+    def load_program(self, program_id: Pubkey, path: Path | str) -> None:
+        """Load an SBF program at ``program_id``; a bad file raises InvalidProgramFile naming it."""
+        data = read_program_file(path)
+        panic: str | None = None
+        with _captured_stderr() as output:
+            try:
+                self.svm.add_program(program_id, data)
+            except BaseException as exc:  # pyo3's PanicException derives from BaseException
+                if type(exc).__name__ != "PanicException":
+                    raise
+                panic = str(exc)
+        if panic is not None:
+            raise InvalidProgramFile(path, f"the runtime's loader refused it: {panic}")
+        if output:
+            sys.stderr.write("\n".join(output) + "\n")
+
+    # -- Backend -----------------------------------------------------------
+    async def get_account(self, address: Pubkey) -> Account | None:
+        return self.svm.get_account(address)
+
+    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        return [self.svm.get_account(a) for a in addresses]
+
+    def _transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> Transaction:
+        if not signers:
+            raise ValueError("a transaction needs at least one signer (the fee payer)")
+        message = Message(list(instructions), signers[0].pubkey())
+        return Transaction(list(signers), message, self.svm.latest_blockhash())
+
+    async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        tx = self._transaction(instructions, signers)
+        outcome = self.svm.send_transaction(tx)
+        # A new blockhash per transaction: sending the same instructions twice
+        # is then two transactions, as it would be on a cluster a moment later.
+        self.svm.expire_blockhash()
+        return _result(outcome, str(tx.signatures[0]))
+
+    async def simulate_transaction(
+        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
+    ) -> TxResult:
+        tx = self._transaction(instructions, signers)
+        outcome = self.svm.simulate_transaction(tx)
+        if isinstance(outcome, FailedTransactionMetadata):
+            return _result(outcome, str(tx.signatures[0]))
+        return _result(outcome.meta(), str(tx.signatures[0]))
+
+    async def minimum_balance_for_rent_exemption(self, size: int) -> int:
+        return self.svm.minimum_balance_for_rent_exemption(size)
+
+    async def request_airdrop(self, address: Pubkey, lamports: int) -> None:
+        outcome = self.svm.airdrop(address, lamports)
+        if isinstance(outcome, FailedTransactionMetadata):
+            raise RuntimeError(f"airdrop to {address} failed: {outcome.err()}")
+
+    async def get_clock(self) -> ChainClock:
+        clock = self.svm.get_clock()
+        return ChainClock(slot=clock.slot, unix_timestamp=clock.unix_timestamp)
+
+    async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
+        clock = self.svm.get_clock()
+        if slot is None:
+            elapsed_ms = max(0, unix_timestamp - clock.unix_timestamp) * 1000
+            slot = clock.slot + max(1, elapsed_ms // SLOT_MS)
+        self.svm.set_clock(
+            Clock(slot, clock.epoch_start_timestamp, clock.epoch, clock.leader_schedule_epoch, unix_timestamp)
+        )
+        self.svm.expire_blockhash()
+
+    async def close(self) -> None:
+        return None
+
+
+def _result(outcome: TransactionMetadata | FailedTransactionMetadata, signature: str) -> TxResult:
+    if isinstance(outcome, FailedTransactionMetadata):
+        meta = outcome.meta()
+        error: TxError | None = tx_error_from_solders(outcome.err())
+    else:
+        meta = outcome
+        error = None
+    return TxResult(
+        signature=signature,
+        logs=list(meta.logs()),
+        compute_units=meta.compute_units_consumed(),
+        error=error,
+    )

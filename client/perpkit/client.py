@@ -1,0 +1,261 @@
+"""``Client``: the async API of perpkit over any backend.
+
+>>> async with await Client.embedded() as client:      # in-process LiteSVM
+...     oracle = await client.create_oracle(price=100_000_000)
+...     market = await client.create_market(quote_mint=await client.create_mint(), oracle=oracle)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+
+from perpkit import instructions as ix
+from perpkit import pda, token
+from perpkit.accounts import (
+    BookHeader,
+    Market,
+    MarketParams,
+    Oracle,
+    book_account_size,
+    decode_book_header,
+    decode_market,
+    decode_oracle,
+)
+from perpkit.backends.base import Backend, ChainClock, TxResult
+from perpkit.backends.litesvm import LiteSvmBackend
+from perpkit.errors import AccountNotFound, ClockControlUnsupported, InvalidInput, TransactionFailed, program_error
+from perpkit.idl import PROGRAM_ID
+from perpkit.resources import program_path
+
+LAMPORTS_PER_SOL = 1_000_000_000
+DEFAULT_BOOK_CAPACITY = 1024
+
+
+class Client:
+    """Drives the perps program through a :class:`Backend`.
+
+    ``payer`` pays fees and rent and is the default authority/admin of what it
+    creates.  ``program_id`` defaults to the IDL's localnet id; pass the
+    address of another deployment (devnet) to use that one.
+    """
+
+    def __init__(self, backend: Backend, payer: Keypair, *, program_id: Pubkey = PROGRAM_ID) -> None:
+        self.backend = backend
+        self.payer = payer
+        self.program_id = program_id
+
+    @classmethod
+    async def embedded(
+        cls,
+        *,
+        program: Path | str | None = None,
+        program_id: Pubkey = PROGRAM_ID,
+        payer: Keypair | None = None,
+        start_time: int | None = None,
+        payer_lamports: int = 1_000 * LAMPORTS_PER_SOL,
+    ) -> Client:
+        """A client on a fresh in-process LiteSVM with the perps program loaded.
+
+        ``program`` defaults to the built ``fixtures/perps.so``; ``start_time``
+        (unix seconds) defaults to now.
+        """
+        backend = LiteSvmBackend(start_time=start_time)
+        backend.load_program(program_id, program or program_path())
+        payer = payer or Keypair()
+        await backend.request_airdrop(payer.pubkey(), payer_lamports)
+        return cls(backend, payer, program_id=program_id)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    # -- transactions -------------------------------------------------------
+    def _signers(self, signers: Sequence[Keypair]) -> list[Keypair]:
+        unique = [self.payer]
+        for s in signers:
+            if s.pubkey() not in {u.pubkey() for u in unique}:
+                unique.append(s)
+        return unique
+
+    def _raise_for(self, instructions: Sequence[Instruction], result: TxResult) -> None:
+        error = result.error
+        if error is None:
+            return
+        index = error.instruction_index
+        ours = index is not None and 0 <= index < len(instructions) and instructions[index].program_id == self.program_id
+        if ours and error.custom_code is not None:
+            raise program_error(error.custom_code, result.logs, result.signature, index)
+        raise TransactionFailed(error.message, result.logs, result.signature)
+
+    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = ()) -> TxResult:
+        """Send one transaction paid by ``payer``; raise the program's typed error if it fails."""
+        result = await self.backend.send_transaction(instructions, self._signers(signers))
+        self._raise_for(instructions, result)
+        return result
+
+    async def simulate(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = ()) -> TxResult:
+        """Simulate without changing state; raise like :meth:`send` if it would fail."""
+        result = await self.backend.simulate_transaction(instructions, self._signers(signers))
+        self._raise_for(instructions, result)
+        return result
+
+    # -- time ---------------------------------------------------------------
+    async def clock(self) -> ChainClock:
+        return await self.backend.get_clock()
+
+    async def now(self) -> int:
+        """The cluster's unix time (Clock sysvar)."""
+        return (await self.backend.get_clock()).unix_timestamp
+
+    async def set_time(self, unix_timestamp: int) -> None:
+        """Move the cluster clock to ``unix_timestamp`` (embedded runtime and localnet only)."""
+        if not self.backend.supports_clock_control:
+            raise ClockControlUnsupported(f"the {self.backend.name} backend cannot move the clock")
+        await self.backend.set_clock(unix_timestamp)
+
+    async def advance_time(self, seconds: int) -> int:
+        """Move the clock forward by ``seconds``; return the new unix time."""
+        if seconds < 0:
+            raise InvalidInput(f"cannot advance time by a negative amount ({seconds} s)")
+        target = await self.now() + seconds
+        await self.set_time(target)
+        return target
+
+    # -- accounts -----------------------------------------------------------
+    async def _data(self, address: Pubkey, what: str) -> bytes:
+        account = await self.backend.get_account(address)
+        if account is None:
+            raise AccountNotFound(address, what)
+        return bytes(account.data)
+
+    async def fetch_market(self, address: Pubkey) -> Market:
+        return decode_market(address, await self._data(address, "market"))
+
+    async def fetch_oracle(self, address: Pubkey) -> Oracle:
+        return decode_oracle(address, await self._data(address, "oracle"))
+
+    async def fetch_book_header(self, address: Pubkey) -> BookHeader:
+        return decode_book_header(address, await self._data(address, "book"))
+
+    async def token_balance(self, token_account: Pubkey) -> int:
+        return token.token_amount(await self._data(token_account, "token account"))
+
+    # -- SPL token ------------------------------------------------------------
+    async def create_mint(self, *, decimals: int = 6, authority: Keypair | None = None) -> Pubkey:
+        """A new SPL mint (default: 6 decimals, the payer as mint authority)."""
+        mint = Keypair()
+        authority_key = (authority or self.payer).pubkey()
+        rent = await self.backend.minimum_balance_for_rent_exemption(token.MINT_SIZE)
+        await self.send(
+            token.create_mint_instructions(
+                payer=self.payer.pubkey(), mint=mint.pubkey(), authority=authority_key, decimals=decimals,
+                rent_lamports=rent,
+            ),
+            [mint],
+        )
+        return mint.pubkey()
+
+    async def create_token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
+        """The associated token account of ``owner`` for ``mint`` (created)."""
+        await self.send([token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)])
+        return token.associated_token_address(owner, mint)
+
+    async def mint_to(self, mint: Pubkey, destination: Pubkey, amount: int, authority: Keypair | None = None) -> None:
+        if amount < 0:
+            raise InvalidInput(f"amount must not be negative, got {amount}")
+        signer = authority or self.payer
+        await self.send(
+            [token.mint_to_instruction(mint=mint, destination=destination, authority=signer.pubkey(), amount=amount)],
+            [signer],
+        )
+
+    # -- oracle ---------------------------------------------------------------
+    async def create_oracle(
+        self, *, price: int, conf: int = 0, oracle_id: int = 0, authority: Keypair | None = None
+    ) -> Pubkey:
+        """A program-owned test oracle at ``price`` (6 decimals), published now."""
+        signer = authority or self.payer
+        await self.send(
+            [
+                ix.initialize_oracle(
+                    authority=signer.pubkey(), oracle_id=oracle_id, price=price, conf=conf, program_id=self.program_id
+                )
+            ],
+            [signer],
+        )
+        return pda.oracle_address(signer.pubkey(), oracle_id, self.program_id)
+
+    async def set_oracle_price(
+        self,
+        oracle: Pubkey,
+        *,
+        price: int,
+        conf: int = 0,
+        publish_time: int | None = None,
+        authority: Keypair | None = None,
+    ) -> None:
+        """Publish ``price`` on a test oracle (``publish_time`` defaults to the cluster's now)."""
+        signer = authority or self.payer
+        when = await self.now() if publish_time is None else publish_time
+        await self.send(
+            [
+                ix.set_oracle_price(
+                    authority=signer.pubkey(), oracle=oracle, price=price, conf=conf, publish_time=when,
+                    program_id=self.program_id,
+                )
+            ],
+            [signer],
+        )
+
+    # -- market ---------------------------------------------------------------
+    def market_address(self, market_id: int, admin: Pubkey | None = None) -> Pubkey:
+        return pda.market_address(admin or self.payer.pubkey(), market_id, self.program_id)
+
+    async def create_market(
+        self,
+        *,
+        quote_mint: Pubkey,
+        oracle: Pubkey,
+        market_id: int = 0,
+        params: MarketParams | None = None,
+        book_capacity: int = DEFAULT_BOOK_CAPACITY,
+        admin: Keypair | None = None,
+    ) -> Pubkey:
+        """Allocate a book and initialise a market on it, in one transaction."""
+        signer = admin or self.payer
+        if book_capacity <= 0:
+            raise InvalidInput(f"book_capacity must be positive, got {book_capacity}")
+        book = Keypair()
+        size = book_account_size(book_capacity)
+        rent = await self.backend.minimum_balance_for_rent_exemption(size)
+        allocate = create_account(
+            CreateAccountParams(
+                from_pubkey=signer.pubkey(), to_pubkey=book.pubkey(), lamports=rent, space=size, owner=self.program_id
+            )
+        )
+        init = ix.initialize_market(
+            admin=signer.pubkey(),
+            quote_mint=quote_mint,
+            oracle=oracle,
+            book=book.pubkey(),
+            market_id=market_id,
+            book_capacity=book_capacity,
+            params=params or MarketParams(),
+            program_id=self.program_id,
+        )
+        await self.send([allocate, init], [signer, book])
+        return pda.market_address(signer.pubkey(), market_id, self.program_id)

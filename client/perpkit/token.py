@@ -1,0 +1,69 @@
+"""SPL Token instructions perpkit needs around a market: mints, accounts, minting, balances."""
+
+from __future__ import annotations
+
+from solders.instruction import Instruction
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    InitializeMintParams,
+    MintToParams,
+    create_associated_token_account,
+    get_associated_token_address,
+    initialize_mint,
+    mint_to,
+)
+
+MINT_SIZE = 82
+TOKEN_ACCOUNT_SIZE = 165
+
+__all__ = [
+    "MINT_SIZE",
+    "TOKEN_ACCOUNT_SIZE",
+    "TOKEN_PROGRAM_ID",
+    "associated_token_address",
+    "create_associated_account_instruction",
+    "create_mint_instructions",
+    "mint_to_instruction",
+    "token_amount",
+]
+
+
+def create_mint_instructions(
+    *, payer: Pubkey, mint: Pubkey, authority: Pubkey, decimals: int, rent_lamports: int
+) -> list[Instruction]:
+    """Allocate ``mint`` (a new keypair's address) and initialise it."""
+    return [
+        create_account(
+            CreateAccountParams(
+                from_pubkey=payer, to_pubkey=mint, lamports=rent_lamports, space=MINT_SIZE, owner=TOKEN_PROGRAM_ID
+            )
+        ),
+        initialize_mint(
+            InitializeMintParams(
+                decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority
+            )
+        ),
+    ]
+
+
+def associated_token_address(owner: Pubkey, mint: Pubkey) -> Pubkey:
+    return get_associated_token_address(owner, mint)
+
+
+def create_associated_account_instruction(*, payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
+    return create_associated_token_account(payer, owner, mint)
+
+
+def mint_to_instruction(*, mint: Pubkey, destination: Pubkey, authority: Pubkey, amount: int) -> Instruction:
+    return mint_to(
+        MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint, dest=destination, mint_authority=authority, amount=amount)
+    )
+
+
+def token_amount(data: bytes) -> int:
+    """The ``amount`` of an SPL token account's data."""
+    if len(data) < TOKEN_ACCOUNT_SIZE:
+        raise ValueError(f"{len(data)} bytes is not an SPL token account")
+    return int.from_bytes(data[64:72], "little")
