@@ -130,5 +130,3 @@ def book_account_size(capacity: int) -> int:
     """Bytes of a book account holding ``capacity`` positions."""
     idl = perps_idl()
     return idl.constant("BOOK_HEADER_SIZE") + capacity * idl.constant("BOOK_SLOT_SIZE")
-
-

@@ -96,7 +96,9 @@ class Client:
         if error is None:
             return
         index = error.instruction_index
-        ours = index is not None and 0 <= index < len(instructions) and instructions[index].program_id == self.program_id
+        ours = (
+            index is not None and 0 <= index < len(instructions) and instructions[index].program_id == self.program_id
+        )
         if ours and error.custom_code is not None:
             raise program_error(error.custom_code, result.logs, result.signature, index)
         raise TransactionFailed(error.message, result.logs, result.signature)
@@ -162,7 +164,10 @@ class Client:
         rent = await self.backend.minimum_balance_for_rent_exemption(token.MINT_SIZE)
         await self.send(
             token.create_mint_instructions(
-                payer=self.payer.pubkey(), mint=mint.pubkey(), authority=authority_key, decimals=decimals,
+                payer=self.payer.pubkey(),
+                mint=mint.pubkey(),
+                authority=authority_key,
+                decimals=decimals,
                 rent_lamports=rent,
             ),
             [mint],
@@ -171,7 +176,9 @@ class Client:
 
     async def create_token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
         """The associated token account of ``owner`` for ``mint`` (created)."""
-        await self.send([token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)])
+        await self.send(
+            [token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)]
+        )
         return token.associated_token_address(owner, mint)
 
     async def mint_to(self, mint: Pubkey, destination: Pubkey, amount: int, authority: Keypair | None = None) -> None:
@@ -214,7 +221,11 @@ class Client:
         await self.send(
             [
                 ix.set_oracle_price(
-                    authority=signer.pubkey(), oracle=oracle, price=price, conf=conf, publish_time=when,
+                    authority=signer.pubkey(),
+                    oracle=oracle,
+                    price=price,
+                    conf=conf,
+                    publish_time=when,
                     program_id=self.program_id,
                 )
             ],

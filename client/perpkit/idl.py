@@ -8,9 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from anchorpy import Idl
 from anchorpy.coder.accounts import AccountsCoder
 from anchorpy.coder.instruction import InstructionCoder
+from anchorpy.idl_adapter import Idl
 from solders.pubkey import Pubkey
 
 from perpkit.resources import idl_path

@@ -71,7 +71,7 @@ def check_program_bytes(data: bytes, path: Path | str = "<bytes>") -> None:
     if names_off + names_size > len(data):
         raise bad("section name table runs past the end of the file")
     text = None
-    for name_off, sh_type, flags, addr, offset, size, *_ in sections[1:]:
+    for name_off, _type, flags, addr, offset, size, *_ in sections[1:]:
         end = data.find(b"\0", names_off + name_off)
         if end < 0:
             raise bad("unterminated section name")

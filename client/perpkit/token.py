@@ -41,9 +41,7 @@ def create_mint_instructions(
             )
         ),
         initialize_mint(
-            InitializeMintParams(
-                decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority
-            )
+            InitializeMintParams(decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority)
         ),
     ]
 

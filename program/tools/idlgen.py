@@ -241,9 +241,8 @@ class Generator:
         for name in self.struct_order:
             t = self.types[name]
             self.emit_struct(c_name(name), t["type"]["fields"], t.get("docs"))
-            if name in account_names:
-                if self.layouts[name].align > 8:
-                    raise IdlError(f"account {name} needs more than 8-byte alignment")
+            if name in account_names and self.layouts[name].align > 8:
+                raise IdlError(f"account {name} needs more than 8-byte alignment")
 
         self.emit("/* ---- accounts: 8-byte discriminator, then the struct ---- */")
         for acc in idl.get("accounts", []):
@@ -276,10 +275,10 @@ class Generator:
                 if "address" in a:
                     fixed.setdefault(a["address"], a["name"])
             self.emit(f"#define PERPS_{up}_NUM_ACCOUNTS {len(accounts)}")
-            flags = [
-                (1 if a.get("signer") else 0) | (2 if a.get("writable") else 0) for a in accounts
-            ]
-            self.emit(f"static const uint8_t PERPS_{up}_ACCOUNT_FLAGS[{len(accounts)}] = {{{', '.join(map(str, flags))}}};")
+            flags = [(1 if a.get("signer") else 0) | (2 if a.get("writable") else 0) for a in accounts]
+            self.emit(
+                f"static const uint8_t PERPS_{up}_ACCOUNT_FLAGS[{len(accounts)}] = {{{', '.join(map(str, flags))}}};"
+            )
             self.string_table(f"PERPS_{up}_ACCOUNT_NAMES", [a["name"] for a in accounts])
             self.emit_args(name, ix["args"])
         self.emit("/* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType) */")
@@ -357,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     except (IdlError, KeyError, ValueError) as exc:
         print(f"idlgen: error: {exc}", file=sys.stderr)
         return 1
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
     stale = []
     for path, text in outputs.items():
         current = path.read_text() if path.exists() else None
@@ -366,10 +369,10 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(path)
         else:
             path.write_text(text)
-            print(f"idlgen: wrote {path.relative_to(ROOT)}")
+            print(f"idlgen: wrote {shown(path)}")
     if stale:
         for path in stale:
-            print(f"idlgen: {path.relative_to(ROOT)} is stale; run python program/tools/idlgen.py", file=sys.stderr)
+            print(f"idlgen: {shown(path)} is stale; run python program/tools/idlgen.py", file=sys.stderr)
         return 1
     return 0
 

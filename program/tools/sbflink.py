@@ -43,7 +43,9 @@ try:
     from elftools.elf.relocation import RelocationSection
     from elftools.elf.sections import SymbolTableSection
 except ImportError:  # pragma: no cover - depends on the environment
-    sys.exit("sbflink: pyelftools is missing; install the project (pip install -e '.[dev]') or run: pip install pyelftools")
+    sys.exit(
+        "sbflink: pyelftools is missing; install the project (pip install -e '.[dev]') or run: pip install pyelftools"
+    )
 
 MM_PROGRAM_START = 0x1_0000_0000
 INSN_SIZE = 8
@@ -206,7 +208,7 @@ def _read_object(name: str, data: bytes) -> ObjectFile:
             raise LinkError(f"{name}: unsupported loadable section {section.name} ({section['sh_type']})")
         kind = "text" if flags & SHF_EXECINSTR else "rodata"
         align = max(1, section["sh_addralign"])
-        if kind == "text" and (size % INSN_SIZE or align > INSN_SIZE and align % INSN_SIZE):
+        if kind == "text" and (size % INSN_SIZE or (align > INSN_SIZE and align % INSN_SIZE)):
             raise LinkError(f"{name}: {section.name} is not a whole number of instructions")
         obj.sections[index] = InputSection(name, index, section.name, bytearray(section.data()), align, kind)
 
@@ -219,8 +221,7 @@ def _read_object(name: str, data: bytes) -> ObjectFile:
         stype = symbol["st_info"]["type"]
         if shndx == "SHN_COMMON":
             raise LinkError(
-                f"{name}: common symbol {symbol.name} is writable data; "
-                "SBPFv0 programs have no mutable globals"
+                f"{name}: common symbol {symbol.name} is writable data; SBPFv0 programs have no mutable globals"
             )
         if shndx == "SHN_UNDEF":
             index = -1
@@ -271,7 +272,7 @@ class _Linker:
                 out.extend(sec.data)
 
     def location(self, obj: ObjectFile, sym_index: int) -> Location | None:
-        name, shndx, bind, stype = obj.symbols[sym_index]
+        name, shndx, _bind, _type = obj.symbols[sym_index]
         if shndx >= 0:
             sec = obj.sections.get(shndx)
             if sec is None:
@@ -294,9 +295,7 @@ class _Linker:
                     weak.setdefault(name, loc)
                     continue
                 if name in self.globals:
-                    raise LinkError(
-                        f"symbol {name} is defined in both {self.global_owner[name]} and {obj.name}"
-                    )
+                    raise LinkError(f"symbol {name} is defined in both {self.global_owner[name]} and {obj.name}")
                 self.globals[name] = loc
                 self.global_owner[name] = obj.name
         for name, loc in weak.items():

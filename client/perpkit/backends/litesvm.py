@@ -73,9 +73,13 @@ class LiteSvmBackend:
     name = "litesvm"
     supports_clock_control = True
 
-    def __init__(self, *, start_time: int | None = None) -> None:
+    def __init__(self, *, start_time: int | None = None, allow_loader_v3_deploys: bool = True) -> None:
+        """``start_time`` (unix seconds) defaults to now.  ``allow_loader_v3_deploys=False``
+        keeps solders' all-features set, whose reverted SIMD-0167 gate makes the
+        upgradeable loader refuse deployments ("Unsupported instruction")."""
         self.svm = LiteSVM()
-        self.svm.with_builtins(cluster_feature_set())
+        if allow_loader_v3_deploys:
+            self.svm.with_builtins(cluster_feature_set())
         now = int(time.time()) if start_time is None else start_time
         clock = self.svm.get_clock()
         self.svm.set_clock(Clock(clock.slot, now, clock.epoch, clock.leader_schedule_epoch, now))
@@ -117,9 +121,7 @@ class LiteSvmBackend:
         self.svm.expire_blockhash()
         return _result(outcome, str(tx.signatures[0]))
 
-    async def simulate_transaction(
-        self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
-    ) -> TxResult:
+    async def simulate_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         tx = self._transaction(instructions, signers)
         outcome = self.svm.simulate_transaction(tx)
         if isinstance(outcome, FailedTransactionMetadata):

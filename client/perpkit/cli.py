@@ -1,0 +1,82 @@
+"""The ``perpkit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from perpkit import __version__, program_errors
+from perpkit.accounts import PRICE_SCALE
+from perpkit.client import Client
+from perpkit.errors import PerpkitError
+from perpkit.idl import PROGRAM_ID
+from perpkit.resources import program_path
+from perpkit.testing import setup_market
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+async def demo(program: Path, program_id: Pubkey) -> None:
+    """Market + oracle on the embedded runtime, printed as they are read back from the chain."""
+    started = time.perf_counter()
+    _say(f"perpkit {__version__}: embedded LiteSVM runtime")
+    async with await Client.embedded(program=program, program_id=program_id) as client:
+        _say(f"  program  {program_id} loaded from {program}")
+        _say(f"  payer    {client.payer.pubkey()}")
+        setup = await setup_market(client, price=64_250 * PRICE_SCALE, conf=12 * PRICE_SCALE, book_capacity=1024)
+        oracle = await client.fetch_oracle(setup.oracle)
+        _say(f"\noracle {oracle.address}")
+        _say(f"  price {oracle.ui_price:,.6f}  conf {oracle.conf / PRICE_SCALE:,.6f}  published {oracle.publish_time}")
+        market = await client.fetch_market(setup.market)
+        p = market.params
+        _say(f"\nmarket {market.address}  (id {market.market_id}, admin {market.admin})")
+        _say(f"  quote mint {market.quote_mint}")
+        _say(f"  vault      {market.vault}  balance {await client.token_balance(market.vault)}")
+        _say(f"  book       {market.book}  capacity {market.book_capacity} positions")
+        _say(
+            f"  margins    initial {p.initial_margin_bps} bps, maintenance {p.maintenance_margin_bps} bps; "
+            f"taker fee {p.taker_fee_bps} bps; band {p.price_band_bps} bps; "
+            f"oracle max age {p.max_staleness_s} s, max conf {p.max_conf_bps} bps"
+        )
+
+        later = await client.advance_time(45)
+        await client.set_oracle_price(setup.oracle, price=63_980 * PRICE_SCALE, conf=10 * PRICE_SCALE)
+        oracle = await client.fetch_oracle(setup.oracle)
+        _say(f"\nclock +45 s -> {later}; oracle now {oracle.ui_price:,.6f} published {oracle.publish_time}")
+
+        stranger = Keypair()
+        try:
+            await client.set_oracle_price(setup.oracle, price=1, authority=stranger)
+        except program_errors.Unauthorized as exc:
+            _say(f"a stranger setting the price is refused: {exc}")
+    _say(f"\ndone in {time.perf_counter() - started:.2f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perpkit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"perpkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="create a market and an oracle on the embedded runtime and print them")
+    p_demo.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
+    p_demo.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            asyncio.run(demo(args.program or program_path(), args.program_id))
+    except PerpkitError as exc:
+        print(f"perpkit: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Deploying a program through the BPF upgradeable loader, as ``solana program deploy`` does.
+
+The flow is the loader's own: create and initialise a buffer, write the ELF
+into it in transaction-sized chunks, then ``DeployWithMaxDataLen``, which runs
+the loader's deploy-time ELF verification and creates the program and its
+program-data account.  It goes through :class:`~perpkit.client.Client`, so it
+runs on the embedded runtime and on any RPC endpoint (devnet) alike.
+
+Instruction data is bincode of ``UpgradeableLoaderInstruction``: a u32
+little-endian variant tag, ``Vec<u8>`` as u64 length + bytes, ``usize`` as u64.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import CreateAccountParams, create_account
+from solders.sysvar import CLOCK, RENT
+
+from perpkit.errors import InvalidInput
+from perpkit.program_file import check_program_bytes
+
+if TYPE_CHECKING:
+    from perpkit.client import Client
+
+LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
+BUFFER_METADATA_SIZE = 37  # enum tag (4) + Option<authority> (1 + 32)
+PROGRAM_ACCOUNT_SIZE = 36  # enum tag (4) + programdata address (32)
+PROGRAMDATA_METADATA_SIZE = 45  # enum tag (4) + slot (8) + Option<authority> (1 + 32)
+WRITE_CHUNK = 900
+"""Bytes of ELF per Write transaction: fits the 1232-byte packet with two signers."""
+
+_INITIALIZE_BUFFER, _WRITE, _DEPLOY_WITH_MAX_DATA_LEN = 0, 1, 2
+
+
+def programdata_address(program_id: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([bytes(program_id)], LOADER_V3)[0]
+
+
+def initialize_buffer(buffer: Pubkey, authority: Pubkey) -> Instruction:
+    return Instruction(
+        LOADER_V3,
+        struct.pack("<I", _INITIALIZE_BUFFER),
+        [AccountMeta(buffer, False, True), AccountMeta(authority, False, False)],
+    )
+
+
+def write(buffer: Pubkey, authority: Pubkey, offset: int, chunk: bytes) -> Instruction:
+    return Instruction(
+        LOADER_V3,
+        struct.pack("<IIQ", _WRITE, offset, len(chunk)) + chunk,
+        [AccountMeta(buffer, False, True), AccountMeta(authority, True, False)],
+    )
+
+
+def deploy_with_max_data_len(
+    *, payer: Pubkey, program: Pubkey, buffer: Pubkey, authority: Pubkey, max_data_len: int
+) -> Instruction:
+    return Instruction(
+        LOADER_V3,
+        struct.pack("<IQ", _DEPLOY_WITH_MAX_DATA_LEN, max_data_len),
+        [
+            AccountMeta(payer, True, True),
+            AccountMeta(programdata_address(program), False, True),
+            AccountMeta(program, False, True),
+            AccountMeta(buffer, False, True),
+            AccountMeta(RENT, False, False),
+            AccountMeta(CLOCK, False, False),
+            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
+            AccountMeta(authority, True, False),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    program_id: Pubkey
+    programdata: Pubkey
+    buffer: Pubkey
+    transactions: int
+
+
+async def deploy_program(
+    client: Client,
+    program_bytes: bytes,
+    program: Keypair,
+    *,
+    authority: Keypair | None = None,
+    max_data_len: int | None = None,
+    check: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Deployment:
+    """Deploy ``program_bytes`` at ``program``'s address; ``client.payer`` pays.
+
+    ``max_data_len`` (default: twice the program) bounds later upgrades.
+    ``check=False`` skips perpkit's own ELF checks so that the loader's
+    deploy-time verification is what judges the file.  ``progress(done,
+    total)`` is called after each transaction.
+    """
+    if check:
+        check_program_bytes(program_bytes, "<program being deployed>")
+    signer = authority or client.payer
+    size = len(program_bytes)
+    max_len = 2 * size if max_data_len is None else max_data_len
+    if max_len < size:
+        raise InvalidInput(f"max_data_len {max_len} is smaller than the program ({size} bytes)")
+    buffer = Keypair()
+    chunks = [(off, program_bytes[off : off + WRITE_CHUNK]) for off in range(0, size, WRITE_CHUNK)]
+    total = len(chunks) + 2
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    buffer_size = BUFFER_METADATA_SIZE + size
+    await client.send(
+        [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=client.payer.pubkey(),
+                    to_pubkey=buffer.pubkey(),
+                    lamports=await client.backend.minimum_balance_for_rent_exemption(buffer_size),
+                    space=buffer_size,
+                    owner=LOADER_V3,
+                )
+            ),
+            initialize_buffer(buffer.pubkey(), signer.pubkey()),
+        ],
+        [buffer],
+    )
+    step()
+    for offset, chunk in chunks:
+        await client.send([write(buffer.pubkey(), signer.pubkey(), offset, chunk)], [signer])
+        step()
+    await client.send(
+        [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=client.payer.pubkey(),
+                    to_pubkey=program.pubkey(),
+                    lamports=await client.backend.minimum_balance_for_rent_exemption(PROGRAM_ACCOUNT_SIZE),
+                    space=PROGRAM_ACCOUNT_SIZE,
+                    owner=LOADER_V3,
+                )
+            ),
+            deploy_with_max_data_len(
+                payer=client.payer.pubkey(),
+                program=program.pubkey(),
+                buffer=buffer.pubkey(),
+                authority=signer.pubkey(),
+                max_data_len=max_len,
+            ),
+        ],
+        [program, signer],
+    )
+    step()
+    return Deployment(program.pubkey(), programdata_address(program.pubkey()), buffer.pubkey(), total)
