@@ -1,5 +1,8 @@
 """Figures for the foundation: runtime start-up and the CU of each instruction.
 
+CU include the PDA bump searches, which depend on the addresses: the payer is
+fixed so the figures reproduce.
+
 Run: python bench/bench_foundation.py
 """
 
@@ -13,7 +16,6 @@ from perpkit import Client, MarketParams, book_account_size, pda
 from perpkit import instructions as ix
 from perpkit.idl import perps_idl
 from solders.keypair import Keypair
-from solders.system_program import CreateAccountParams, create_account
 
 
 async def main() -> None:
@@ -25,7 +27,8 @@ async def main() -> None:
         await client.close()
     print(f"embedded runtime + program load: median {statistics.median(starts) * 1e3:.1f} ms over {len(starts)}")
 
-    c = await Client.embedded(start_time=1_700_000_000)
+    # A fixed payer: PDA bump searches (1,500 CU a try) depend on the addresses.
+    c = await Client.embedded(start_time=1_700_000_000, payer=Keypair.from_seed(bytes(range(32))))
     rows: list[tuple[str, int]] = []
     payer = c.payer.pubkey()
     r = await c.send([ix.initialize_oracle(authority=payer, oracle_id=0, price=100_000_000, conf=0)])
@@ -37,16 +40,7 @@ async def main() -> None:
     for capacity in (1024, 65_536):
         book = Keypair()
         size = book_account_size(capacity)
-        alloc = create_account(
-            CreateAccountParams(
-                from_pubkey=payer,
-                to_pubkey=book.pubkey(),
-                lamports=await c.backend.minimum_balance_for_rent_exemption(size),
-                space=size,
-                owner=c.program_id,
-            )
-        )
-        await c.send([alloc], [book])
+        await c.send([await c.create_account_instruction(book.pubkey(), size, c.program_id)], [book])
         r = await c.send(
             [
                 ix.initialize_market(

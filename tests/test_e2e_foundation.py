@@ -12,12 +12,11 @@ from perpkit import instructions as ix
 from perpkit.errors import InvalidInput, ProgramError
 from perpkit.idl import perps_idl
 from perpkit.pytest_plugin import START_TIME
-from perpkit.testing import changed_accounts, setup_market, snapshot
+from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
 from perpkit.token import TOKEN_PROGRAM_ID
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
 
 
 def keys_of(instructions: list[Instruction]) -> list[Pubkey]:
@@ -114,11 +113,9 @@ async def test_missing_signature_is_refused(perps_client: Client) -> None:
     await c.backend.request_airdrop(authority.pubkey(), 10**9)
     oracle = await c.create_oracle(price=100_000_000, authority=authority)
     good = ix.set_oracle_price(authority=authority.pubkey(), oracle=oracle, price=1, conf=0, publish_time=0)
-    unsigned = Instruction(
-        good.program_id, good.data, [AccountMeta(authority.pubkey(), False, False), good.accounts[1]]
-    )
+    unsigned = with_account(good, "authority", signer=False)
     await assert_refused(c, [unsigned], program_errors.MissingSigner, account="authority")
-    read_only = Instruction(good.program_id, good.data, [good.accounts[0], AccountMeta(oracle, False, False)])
+    read_only = with_account(good, "oracle", writable=False)
     await assert_refused(c, [read_only], program_errors.AccountNotWritable, account="oracle", signers=(authority,))
 
 
@@ -128,17 +125,7 @@ async def test_wrong_owner_is_refused(perps_client: Client) -> None:
     mint = await c.create_mint()
     # A book owned by the system program instead of ours.
     book = Keypair()
-    size = book_account_size(8)
-    allocate = create_account(
-        CreateAccountParams(
-            from_pubkey=c.payer.pubkey(),
-            to_pubkey=book.pubkey(),
-            lamports=await c.backend.minimum_balance_for_rent_exemption(size),
-            space=size,
-            owner=Pubkey.default(),
-        )
-    )
-    await c.send([allocate], [book])
+    await c.send([await c.create_account_instruction(book.pubkey(), book_account_size(8), Pubkey.default())], [book])
     init = ix.initialize_market(
         admin=c.payer.pubkey(), quote_mint=mint, oracle=oracle, book=book.pubkey(), market_id=1,
         book_capacity=8, params=MarketParams(),
@@ -210,20 +197,7 @@ async def test_market_address_and_account_checks(perps_client: Client) -> None:
     async def fresh_book(capacity: int, size: int | None = None) -> Keypair:
         book = Keypair()
         space = size if size is not None else book_account_size(capacity)
-        await c.send(
-            [
-                create_account(
-                    CreateAccountParams(
-                        from_pubkey=c.payer.pubkey(),
-                        to_pubkey=book.pubkey(),
-                        lamports=await c.backend.minimum_balance_for_rent_exemption(space),
-                        space=space,
-                        owner=c.program_id,
-                    )
-                )
-            ],
-            [book],
-        )
+        await c.send([await c.create_account_instruction(book.pubkey(), space, c.program_id)], [book])
         return book
 
     def init(market_id: int, book: Pubkey, capacity: int = 8, **over: object) -> Instruction:
@@ -244,17 +218,10 @@ async def test_market_address_and_account_checks(perps_client: Client) -> None:
     await assert_refused(c, [init(6, small.pubkey())], program_errors.InvalidBookSize, account="book")
     await assert_refused(c, [init(6, book.pubkey(), capacity=0)], program_errors.InvalidBookSize, account="book")
     # market address that is not the PDA of (admin, market_id)
-    wrong = ix.build_instruction(
-        "initialize_market",
-        {
-            "admin": c.payer.pubkey(), "market": pda.market_address(c.payer.pubkey(), 7),
-            "market_authority": pda.market_authority_address(pda.market_address(c.payer.pubkey(), 6)),
-            "vault": pda.vault_address(pda.market_address(c.payer.pubkey(), 6)),
-            "quote_mint": setup.quote_mint, "oracle": setup.oracle, "book": book.pubkey(),
-        },
-        {"market_id": 6, "book_capacity": 8, "params": MarketParams()},
-    )  # fmt: skip
+    wrong = with_account(init(6, book.pubkey()), "market", pda.market_address(c.payer.pubkey(), 7))
     await assert_refused(c, [wrong], program_errors.InvalidPda, account="market")
+    wrong = with_account(init(6, book.pubkey()), "vault", Keypair().pubkey())
+    await assert_refused(c, [wrong], program_errors.InvalidPda, account="vault")
     # a quote mint with 9 decimals
     nine = await c.create_mint(decimals=9)
     await assert_refused(c, [init(6, book.pubkey(), quote_mint=nine)], program_errors.InvalidMint, account="quote_mint")
@@ -273,17 +240,7 @@ async def test_market_address_and_account_checks(perps_client: Client) -> None:
     ):
         await assert_refused(c, [init(6, book.pubkey(), params=bad)], program_errors.InvalidMarketParams)
     # an impostor token program
-    spoof = ix.build_instruction(
-        "initialize_market",
-        {
-            "admin": c.payer.pubkey(), "market": pda.market_address(c.payer.pubkey(), 6),
-            "market_authority": pda.market_authority_address(pda.market_address(c.payer.pubkey(), 6)),
-            "vault": pda.vault_address(pda.market_address(c.payer.pubkey(), 6)),
-            "quote_mint": setup.quote_mint, "oracle": setup.oracle, "book": book.pubkey(),
-            "token_program": c.program_id,
-        },
-        {"market_id": 6, "book_capacity": 8, "params": MarketParams()},
-    )  # fmt: skip
+    spoof = with_account(init(6, book.pubkey()), "token_program", c.program_id)
     await assert_refused(c, [spoof], program_errors.InvalidAccountAddress, account="token_program")
     # and the book is still usable for a correct market
     await c.send([init(6, book.pubkey())])

@@ -85,11 +85,9 @@ class Client:
 
     # -- transactions -------------------------------------------------------
     def _signers(self, signers: Sequence[Keypair]) -> list[Keypair]:
-        unique = [self.payer]
-        for s in signers:
-            if s.pubkey() not in {u.pubkey() for u in unique}:
-                unique.append(s)
-        return unique
+        """The payer first (it pays the fee), then each other signer once."""
+        by_key = {s.pubkey(): s for s in [self.payer, *signers]}
+        return list(by_key.values())
 
     def _raise_for(self, instructions: Sequence[Instruction], result: TxResult) -> None:
         error = result.error
@@ -156,20 +154,30 @@ class Client:
     async def token_balance(self, token_account: Pubkey) -> int:
         return token.token_amount(await self._data(token_account, "token account"))
 
+    async def create_account_instruction(
+        self, new_account: Pubkey, space: int, owner: Pubkey, payer: Pubkey | None = None
+    ) -> Instruction:
+        """SystemProgram.createAccount of a rent-exempt ``space``-byte account owned by ``owner``."""
+        return create_account(
+            CreateAccountParams(
+                from_pubkey=payer or self.payer.pubkey(),
+                to_pubkey=new_account,
+                lamports=await self.backend.minimum_balance_for_rent_exemption(space),
+                space=space,
+                owner=owner,
+            )
+        )
+
     # -- SPL token ------------------------------------------------------------
     async def create_mint(self, *, decimals: int = 6, authority: Keypair | None = None) -> Pubkey:
         """A new SPL mint (default: 6 decimals, the payer as mint authority)."""
         mint = Keypair()
         authority_key = (authority or self.payer).pubkey()
-        rent = await self.backend.minimum_balance_for_rent_exemption(token.MINT_SIZE)
         await self.send(
-            token.create_mint_instructions(
-                payer=self.payer.pubkey(),
-                mint=mint.pubkey(),
-                authority=authority_key,
-                decimals=decimals,
-                rent_lamports=rent,
-            ),
+            [
+                await self.create_account_instruction(mint.pubkey(), token.MINT_SIZE, token.TOKEN_PROGRAM_ID),
+                token.initialize_mint_instruction(mint=mint.pubkey(), authority=authority_key, decimals=decimals),
+            ],
             [mint],
         )
         return mint.pubkey()
@@ -251,12 +259,8 @@ class Client:
         if book_capacity <= 0:
             raise InvalidInput(f"book_capacity must be positive, got {book_capacity}")
         book = Keypair()
-        size = book_account_size(book_capacity)
-        rent = await self.backend.minimum_balance_for_rent_exemption(size)
-        allocate = create_account(
-            CreateAccountParams(
-                from_pubkey=signer.pubkey(), to_pubkey=book.pubkey(), lamports=rent, space=size, owner=self.program_id
-            )
+        allocate = await self.create_account_instruction(
+            book.pubkey(), book_account_size(book_capacity), self.program_id, payer=signer.pubkey()
         )
         init = ix.initialize_market(
             admin=signer.pubkey(),

@@ -21,7 +21,6 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
-from solders.system_program import CreateAccountParams, create_account
 from solders.sysvar import CLOCK, RENT
 
 from perpkit.errors import InvalidInput
@@ -125,15 +124,7 @@ async def deploy_program(
     buffer_size = BUFFER_METADATA_SIZE + size
     await client.send(
         [
-            create_account(
-                CreateAccountParams(
-                    from_pubkey=client.payer.pubkey(),
-                    to_pubkey=buffer.pubkey(),
-                    lamports=await client.backend.minimum_balance_for_rent_exemption(buffer_size),
-                    space=buffer_size,
-                    owner=LOADER_V3,
-                )
-            ),
+            await client.create_account_instruction(buffer.pubkey(), buffer_size, LOADER_V3),
             initialize_buffer(buffer.pubkey(), signer.pubkey()),
         ],
         [buffer],
@@ -144,15 +135,7 @@ async def deploy_program(
         step()
     await client.send(
         [
-            create_account(
-                CreateAccountParams(
-                    from_pubkey=client.payer.pubkey(),
-                    to_pubkey=program.pubkey(),
-                    lamports=await client.backend.minimum_balance_for_rent_exemption(PROGRAM_ACCOUNT_SIZE),
-                    space=PROGRAM_ACCOUNT_SIZE,
-                    owner=LOADER_V3,
-                )
-            ),
+            await client.create_account_instruction(program.pubkey(), PROGRAM_ACCOUNT_SIZE, LOADER_V3),
             deploy_with_max_data_len(
                 payer=client.payer.pubkey(),
                 program=program.pubkey(),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
 from perpkit.accounts import MarketParams
 from perpkit.client import Client
+from perpkit.errors import InvalidInput
+from perpkit.idl import perps_idl
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,38 @@ def changed_accounts(
 ) -> list[Pubkey]:
     """Keys whose state differs between two snapshots."""
     return [key for key in before if before[key] != after.get(key)]
+
+
+def with_account(
+    instruction: Instruction,
+    name: str,
+    key: Pubkey | None = None,
+    *,
+    signer: bool | None = None,
+    writable: bool | None = None,
+) -> Instruction:
+    """A copy of a perps instruction with its account ``name`` (IDL name) replaced or re-flagged.
+
+    For proving validation: pass the wrong account, drop a signature, make a
+    writable account read-only.
+    """
+    idl = perps_idl()
+    by_disc = {bytes(i["discriminator"]): i["name"] for i in idl.raw["instructions"]}
+    ix_name = by_disc.get(bytes(instruction.data[:8]))
+    if ix_name is None:
+        raise InvalidInput("not a perps instruction (unknown discriminator)")
+    names = [a.name for a in idl.instruction_accounts(ix_name)]
+    if name not in names:
+        raise InvalidInput(f"{ix_name} has no account {name!r}; it has {names}")
+    metas = list(instruction.accounts)
+    i = names.index(name)
+    old = metas[i]
+    metas[i] = AccountMeta(
+        key if key is not None else old.pubkey,
+        old.is_signer if signer is None else signer,
+        old.is_writable if writable is None else writable,
+    )
+    return Instruction(instruction.program_id, instruction.data, metas)
 
 
 @dataclass(frozen=True)

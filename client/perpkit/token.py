@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     InitializeMintParams,
@@ -24,26 +23,17 @@ __all__ = [
     "TOKEN_PROGRAM_ID",
     "associated_token_address",
     "create_associated_account_instruction",
-    "create_mint_instructions",
+    "initialize_mint_instruction",
     "mint_to_instruction",
     "token_amount",
 ]
 
 
-def create_mint_instructions(
-    *, payer: Pubkey, mint: Pubkey, authority: Pubkey, decimals: int, rent_lamports: int
-) -> list[Instruction]:
-    """Allocate ``mint`` (a new keypair's address) and initialise it."""
-    return [
-        create_account(
-            CreateAccountParams(
-                from_pubkey=payer, to_pubkey=mint, lamports=rent_lamports, space=MINT_SIZE, owner=TOKEN_PROGRAM_ID
-            )
-        ),
-        initialize_mint(
-            InitializeMintParams(decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority)
-        ),
-    ]
+def initialize_mint_instruction(*, mint: Pubkey, authority: Pubkey, decimals: int) -> Instruction:
+    """InitializeMint of a freshly allocated ``MINT_SIZE``-byte account."""
+    return initialize_mint(
+        InitializeMintParams(decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority)
+    )
 
 
 def associated_token_address(owner: Pubkey, mint: Pubkey) -> Pubkey:

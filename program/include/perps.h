@@ -43,6 +43,9 @@ PerpsResult require_owner(Ctx *ctx, uint64_t index, const SolPubkey *owner);
 /* The account is owned by this program and holds `discriminator` with at
  * least `size` bytes; returns the data after the discriminator in *out. */
 PerpsResult load_account(Ctx *ctx, uint64_t index, uint64_t discriminator, uint64_t size, uint8_t **out);
+/* Write `discriminator` at the start of a freshly created account of this
+ * program; returns its data after the discriminator, for the account struct. */
+uint8_t *init_account(Ctx *ctx, uint64_t index, uint64_t discriminator);
 /* The account is a fresh address: no data and owned by the system program. */
 PerpsResult require_uninitialized(Ctx *ctx, uint64_t index);
 /* The account's key is the PDA of `seeds` under this program; the bump is

@@ -43,6 +43,12 @@ PerpsResult load_account(Ctx *ctx, uint64_t index, uint64_t discriminator, uint6
   return 0;
 }
 
+uint8_t *init_account(Ctx *ctx, uint64_t index, uint64_t discriminator) {
+  uint8_t *data = ctx->accounts[index].data;
+  __builtin_memcpy(data, &discriminator, 8);
+  return data + 8;
+}
+
 PerpsResult require_uninitialized(Ctx *ctx, uint64_t index) {
   const SolAccountInfo *acc = &ctx->accounts[index];
   if (sol_pubkey_eq(acc->owner, ctx->params->program_id))

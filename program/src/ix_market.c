@@ -69,9 +69,7 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args
 
   SolClock clock;
   clock_now(&clock);
-  uint64_t disc = PERPS_DISC_MARKET;
-  __builtin_memcpy(acc[MARKET].data, &disc, 8);
-  PerpsMarket *market = (PerpsMarket *)(acc[MARKET].data + 8);
+  PerpsMarket *market = (PerpsMarket *)init_account(ctx, MARKET, PERPS_DISC_MARKET);
   market->admin = *acc[ADMIN].key;
   market->quote_mint = *acc[MINT].key;
   market->vault = *acc[VAULT].key;
@@ -85,9 +83,7 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args
   market->authority_bump = authority_bump;
   market->vault_bump = vault_bump;
 
-  disc = PERPS_DISC_BOOK;
-  __builtin_memcpy(acc[BOOK].data, &disc, 8);
-  PerpsBook *book = (PerpsBook *)(acc[BOOK].data + 8);
+  PerpsBook *book = (PerpsBook *)init_account(ctx, BOOK, PERPS_DISC_BOOK);
   book->market = *acc[MARKET].key;
   book->capacity = (uint32_t)capacity;
   return 0;

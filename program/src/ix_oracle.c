@@ -24,9 +24,7 @@ PerpsResult ix_initialize_oracle(Ctx *ctx, const PerpsInitializeOracleArgs *args
 
   SolClock clock;
   clock_now(&clock);
-  uint64_t disc = PERPS_DISC_ORACLE;
-  __builtin_memcpy(acc[ORACLE].data, &disc, 8);
-  PerpsOracle *oracle = (PerpsOracle *)(acc[ORACLE].data + 8);
+  PerpsOracle *oracle = (PerpsOracle *)init_account(ctx, ORACLE, PERPS_DISC_ORACLE);
   oracle->authority = *acc[AUTHORITY].key;
   oracle->price = args->price;
   oracle->conf = args->conf;
