@@ -255,6 +255,7 @@ class _Linker:
         self.globals: dict[str, Location] = {}
         self.global_owner: dict[str, str] = {}
         self.syscall_relocs: list[tuple[int, str]] = []  # (offset in .text, syscall name)
+        self.rodata_offset = 0  # file offset (= vaddr) of .rodata, known once .text is laid out
 
     # -- layout --------------------------------------------------------------
     def place_sections(self) -> None:
@@ -369,8 +370,6 @@ class _Linker:
             struct.pack_into("<Q", out, at, MM_PROGRAM_START + self.rodata_offset + loc.offset + addend)
         else:
             raise LinkError(f"{where}: unsupported relocation {kind_name} against {name or '?'}")
-
-    rodata_offset = 0
 
 
 def _strtab(names: Sequence[str]) -> tuple[bytes, dict[str, int]]:

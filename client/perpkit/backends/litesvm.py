@@ -27,7 +27,7 @@ from solders.transaction_metadata import FailedTransactionMetadata, TransactionM
 
 from perpkit.backends.base import ChainClock, TxError, TxResult
 from perpkit.backends.errors import tx_error_from_solders
-from perpkit.errors import InvalidProgramFile
+from perpkit.errors import InvalidInput, InvalidProgramFile
 from perpkit.program_file import read_program_file
 
 DISABLE_NEW_LOADER_V3_DEPLOYMENTS = Pubkey.from_string("EmhbpdVtZ2hWRGFWBDjn2i3SJD8Z36z4mpMcZJEnebnP")
@@ -96,7 +96,12 @@ class LiteSvmBackend:
                     raise
                 panic = str(exc)
         if panic is not None:
-            raise InvalidProgramFile(path, f"the runtime's loader refused it: {panic}")
+            reason = panic.rsplit("value: ", 1)[-1]  # "called `Result::unwrap()` on an `Err` value: X"
+            raise InvalidProgramFile(
+                path,
+                f"the runtime's loader refused it ({reason}); the ELF structure passed perpkit's checks, "
+                "so look at its relocations, symbols or instructions",
+            )
         if output:
             sys.stderr.write("\n".join(output) + "\n")
 
@@ -109,7 +114,7 @@ class LiteSvmBackend:
 
     def _transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> Transaction:
         if not signers:
-            raise ValueError("a transaction needs at least one signer (the fee payer)")
+            raise InvalidInput("a transaction needs at least one signer (the fee payer)")
         message = Message(list(instructions), signers[0].pubkey())
         return Transaction(list(signers), message, self.svm.latest_blockhash())
 
