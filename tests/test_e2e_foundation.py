@@ -7,16 +7,19 @@ import hashlib
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from perpkit import Client, MarketParams, book_account_size, pda, program_errors
-from perpkit import instructions as ix
-from perpkit.errors import InvalidInput, ProgramError
-from perpkit.idl import perps_idl
-from perpkit.pytest_plugin import START_TIME
-from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
-from perpkit.token import TOKEN_PROGRAM_ID
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+
+from perpkit import Client, MarketParams, book_account_size, pda, program_errors
+from perpkit import instructions as ix
+from perpkit.deploy import deploy_program
+from perpkit.errors import InvalidInput, ProgramError
+from perpkit.idl import perps_idl
+from perpkit.pytest_plugin import START_TIME
+from perpkit.resources import program_path
+from perpkit.spl_token import TOKEN_PROGRAM_ID
+from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
 
 
 def keys_of(instructions: list[Instruction]) -> list[Pubkey]:
@@ -43,17 +46,18 @@ async def assert_refused(
 
 async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
     c = perps_client
+    start = await c.now()
     oracle = await c.create_oracle(price=2_500_000_000, conf=1_250_000, oracle_id=3)
     o = await c.fetch_oracle(oracle)
     assert (o.price, o.conf, o.expo, o.oracle_id) == (2_500_000_000, 1_250_000, -6, 3)
     assert o.authority == c.payer.pubkey()
-    assert o.publish_time == START_TIME
+    assert o.publish_time == start
     assert oracle == pda.oracle_address(c.payer.pubkey(), 3)
 
     await c.advance_time(90)
     await c.set_oracle_price(oracle, price=2_612_345_678, conf=3_000_000)
     o = await c.fetch_oracle(oracle)
-    assert (o.price, o.conf, o.publish_time) == (2_612_345_678, 3_000_000, START_TIME + 90)
+    assert (o.price, o.conf, o.publish_time) == (2_612_345_678, 3_000_000, start + 90)
     # the test oracle holds any value; the market's oracle checks refuse bad ones on read
     await c.set_oracle_price(oracle, price=-5, conf=2**64 - 1, publish_time=-1)
     o = await c.fetch_oracle(oracle)
@@ -78,7 +82,7 @@ async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
     assert m.params == params
     assert (m.admin, m.quote_mint, m.oracle, m.market_id) == (c.payer.pubkey(), mint, oracle, 42)
     assert m.vault == pda.vault_address(market)
-    assert (m.book_capacity, m.paused, m.created_at) == (100, False, START_TIME + 90)
+    assert (m.book_capacity, m.paused, m.created_at) == (100, False, start + 90)
 
     vault = await c.backend.get_account(m.vault)
     assert vault is not None and vault.owner == TOKEN_PROGRAM_ID
@@ -99,7 +103,7 @@ async def test_wrong_signer_is_refused(perps_client: Client) -> None:
     oracle = await c.create_oracle(price=100_000_000)
     mallory = Keypair()
     await c.backend.request_airdrop(mallory.pubkey(), 10**9)
-    bad = ix.set_oracle_price(authority=mallory.pubkey(), oracle=oracle, price=1, conf=0, publish_time=START_TIME)
+    bad = ix.set_oracle_price(authority=mallory.pubkey(), oracle=oracle, price=1, conf=0, publish_time=0)
     err = await assert_refused(c, [bad], program_errors.Unauthorized, account="authority", signers=(mallory,))
     assert "AnchorError caused by account: authority. Error Code: Unauthorized. Error Number: 6015." in "".join(
         err.logs
@@ -259,16 +263,26 @@ async def test_prefunded_pda_addresses_still_initialize(perps_client: Client) ->
     assert account.lamports == await c.backend.minimum_balance_for_rent_exemption(len(account.data))
 
 
-async def test_program_runs_at_any_address() -> None:
-    """The program never assumes its own id: the same scenario at a random address."""
+async def test_program_runs_at_any_address(perps_client: Client) -> None:
+    """The program never assumes its own id: deployed at a new address, a whole market works there."""
+    program = Keypair()
+    await deploy_program(perps_client, program_path().read_bytes(), program)
+    c = Client(perps_client.backend, perps_client.payer, program_id=program.pubkey())
+    setup = await setup_market(c, market_id=1, book_capacity=4)
+    market = await c.fetch_market(setup.market)
+    assert setup.market == pda.market_address(c.payer.pubkey(), 1, program.pubkey())
+    assert market.vault == pda.vault_address(setup.market, program.pubkey())
+    book = await c.backend.get_account(market.book)
+    assert book is not None and book.owner == program.pubkey()
+    with pytest.raises(program_errors.InvalidAccountOwner):  # and the localnet copy rejects its accounts
+        await perps_client.set_oracle_price(setup.oracle, price=1)
+
+
+async def test_embedded_runtime_loads_the_program_anywhere() -> None:
     elsewhere = Keypair().pubkey()
     async with await Client.embedded(program_id=elsewhere, start_time=START_TIME) as c:
         setup = await setup_market(c, market_id=1, book_capacity=4)
-        market = await c.fetch_market(setup.market)
         assert setup.market == pda.market_address(c.payer.pubkey(), 1, elsewhere)
-        assert market.vault == pda.vault_address(setup.market, elsewhere)
-        book = await c.backend.get_account(market.book)
-        assert book is not None and book.owner == elsewhere
 
 
 async def test_sdk_refuses_bad_arguments_before_sending(perps_client: Client) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import idlgen
 import pytest
 from anchorpy import Idl
+
 from perpkit import program_errors
 from perpkit.accounts import BookHeader, Market, MarketParams, Oracle
 from perpkit.idl import perps_idl

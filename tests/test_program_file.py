@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from conftest import section
+from solders.pubkey import Pubkey
+
 from perpkit import Client, InvalidProgramFile
 from perpkit.backends.litesvm import LiteSvmBackend
 from perpkit.program_file import check_program_bytes
 from perpkit.resources import program_path
-from solders.pubkey import Pubkey
 
 GOOD = program_path().read_bytes()
 

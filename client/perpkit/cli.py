@@ -18,6 +18,7 @@ from perpkit.accounts import PRICE_SCALE
 from perpkit.client import Client
 from perpkit.errors import PerpkitError
 from perpkit.idl import PROGRAM_ID
+from perpkit.localnet.launcher import DEFAULT_CLI_KEYPAIR, LocalnetOptions, run_litesvm, run_test_validator
 from perpkit.resources import program_path
 from perpkit.testing import setup_market
 
@@ -69,10 +70,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="create a market and an oracle on the embedded runtime and print them")
     p_demo.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
     p_demo.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
+    p_local = sub.add_parser("localnet", help="a local JSON-RPC validator with the perps program preloaded")
+    p_local.add_argument("--engine", choices=["litesvm", "solana-test-validator"], default="litesvm")
+    p_local.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p_local.add_argument("--port", type=int, default=8899, help="RPC port (0: any free port)")
+    p_local.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
+    p_local.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
+    p_local.add_argument("--frozen-clock", action="store_true", help="the clock moves only by surfnet_timeTravel")
+    p_local.add_argument("--start-time", type=int, default=None, help="unix time the clock starts at (default: now)")
+    p_local.add_argument(
+        "--payer",
+        type=Path,
+        action="append",
+        default=None,
+        help=f"keypair file to fund with 1,000 SOL (repeatable; default: {DEFAULT_CLI_KEYPAIR} if it exists)",
+    )
+    p_local.add_argument(
+        "--no-default-payer", action="store_true", help=f"do not fund {DEFAULT_CLI_KEYPAIR} (tests, CI)"
+    )
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     try:
         if args.command == "demo":
             asyncio.run(demo(args.program or program_path(), args.program_id))
+        elif args.command == "localnet":
+            payers = list(args.payer or [])
+            if args.payer is None and not args.no_default_payer and DEFAULT_CLI_KEYPAIR.exists():
+                payers.append(DEFAULT_CLI_KEYPAIR)
+            options = LocalnetOptions(
+                program=args.program or program_path(),
+                program_id=args.program_id,
+                host=args.host,
+                port=args.port,
+                frozen_clock=args.frozen_clock,
+                start_time=args.start_time,
+                payers=payers,
+            )
+            run = run_litesvm if args.engine == "litesvm" else run_test_validator
+            asyncio.run(run(options, _say, started))
     except PerpkitError as exc:
         print(f"perpkit: error: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -17,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
 from perpkit import instructions as ix
-from perpkit import pda, token
+from perpkit import pda, spl_token
 from perpkit.accounts import (
     BookHeader,
     Market,
@@ -30,7 +31,8 @@ from perpkit.accounts import (
 )
 from perpkit.backends.base import Backend, ChainClock, TxResult
 from perpkit.backends.litesvm import LiteSvmBackend
-from perpkit.errors import AccountNotFound, ClockControlUnsupported, InvalidInput, TransactionFailed, program_error
+from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed, program_error
 from perpkit.idl import PROGRAM_ID
 from perpkit.resources import program_path
 
@@ -46,10 +48,22 @@ class Client:
     address of another deployment (devnet) to use that one.
     """
 
-    def __init__(self, backend: Backend, payer: Keypair, *, program_id: Pubkey = PROGRAM_ID) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        payer: Keypair,
+        *,
+        program_id: Pubkey = PROGRAM_ID,
+        compute_unit_limit: int | None = None,
+        compute_unit_price: int | None = None,
+    ) -> None:
         self.backend = backend
         self.payer = payer
         self.program_id = program_id
+        self.compute_unit_limit = compute_unit_limit
+        """Default compute-unit limit of every transaction (None: the runtime's default)."""
+        self.compute_unit_price = compute_unit_price
+        """Default priority fee in micro-lamports per compute unit (None: no priority fee)."""
 
     @classmethod
     async def embedded(
@@ -72,6 +86,37 @@ class Client:
         await backend.request_airdrop(payer.pubkey(), payer_lamports)
         return cls(backend, payer, program_id=program_id)
 
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        payer: Keypair | None = None,
+        program_id: Pubkey = PROGRAM_ID,
+        commitment: str = "confirmed",
+        airdrop_lamports: int = 0,
+        compute_unit_limit: int | None = None,
+        compute_unit_price: int | None = None,
+    ) -> Client:
+        """A client on any JSON-RPC endpoint (perpkit localnet, solana-test-validator, devnet).
+
+        ``payer`` defaults to a new keypair; ``airdrop_lamports`` asks the
+        endpoint's faucet for that much first (localnet, devnet).
+        """
+        from perpkit.backends.rpc import RpcBackend
+
+        backend = await RpcBackend.connect(url, commitment=commitment)
+        payer = payer or Keypair()
+        if airdrop_lamports:
+            await backend.request_airdrop(payer.pubkey(), airdrop_lamports)
+        return cls(
+            backend,
+            payer,
+            program_id=program_id,
+            compute_unit_limit=compute_unit_limit,
+            compute_unit_price=compute_unit_price,
+        )
+
     async def __aenter__(self) -> Client:
         return self
 
@@ -89,11 +134,29 @@ class Client:
         by_key = {s.pubkey(): s for s in [self.payer, *signers]}
         return list(by_key.values())
 
-    def _raise_for(self, instructions: Sequence[Instruction], result: TxResult) -> None:
+    def _with_budget(
+        self, instructions: Sequence[Instruction], limit: int | None, price: int | None
+    ) -> list[Instruction]:
+        """Compute-budget instructions first (when asked for), then the caller's."""
+        limit = self.compute_unit_limit if limit is None else limit
+        price = self.compute_unit_price if price is None else price
+        prefix = []
+        if limit is not None:
+            prefix.append(set_compute_unit_limit(limit))
+        if price is not None:
+            prefix.append(set_compute_unit_price(price))
+        return [*prefix, *instructions]
+
+    def _outcome(self, instructions: Sequence[Instruction], sent: int, result: TxResult) -> TxResult:
+        """Map error indices back to the caller's list; raise the program's typed error on failure."""
         error = result.error
         if error is None:
-            return
-        index = error.instruction_index
+            return result
+        offset = sent - len(instructions)
+        index = None if error.instruction_index is None else error.instruction_index - offset
+        if index is not None and index >= 0:
+            error = replace(error, instruction_index=index)
+            result = replace(result, error=error)
         ours = (
             index is not None and 0 <= index < len(instructions) and instructions[index].program_id == self.program_id
         )
@@ -101,17 +164,36 @@ class Client:
             raise program_error(error.custom_code, result.logs, result.signature, index)
         raise TransactionFailed(error.message, result.logs, result.signature)
 
-    async def send(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = ()) -> TxResult:
-        """Send one transaction paid by ``payer``; raise the program's typed error if it fails."""
-        result = await self.backend.send_transaction(instructions, self._signers(signers))
-        self._raise_for(instructions, result)
-        return result
+    async def send(
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair] = (),
+        *,
+        compute_unit_limit: int | None = None,
+        compute_unit_price: int | None = None,
+    ) -> TxResult:
+        """Send one transaction paid by ``payer``; raise the program's typed error if it fails.
 
-    async def simulate(self, instructions: Sequence[Instruction], signers: Sequence[Keypair] = ()) -> TxResult:
+        ``compute_unit_limit``/``compute_unit_price`` override the client's
+        defaults for this transaction (compute-budget instructions go first;
+        error indices still refer to ``instructions``).
+        """
+        full = self._with_budget(instructions, compute_unit_limit, compute_unit_price)
+        result = await self.backend.send_transaction(full, self._signers(signers))
+        return self._outcome(instructions, len(full), result)
+
+    async def simulate(
+        self,
+        instructions: Sequence[Instruction],
+        signers: Sequence[Keypair] = (),
+        *,
+        compute_unit_limit: int | None = None,
+        compute_unit_price: int | None = None,
+    ) -> TxResult:
         """Simulate without changing state; raise like :meth:`send` if it would fail."""
-        result = await self.backend.simulate_transaction(instructions, self._signers(signers))
-        self._raise_for(instructions, result)
-        return result
+        full = self._with_budget(instructions, compute_unit_limit, compute_unit_price)
+        result = await self.backend.simulate_transaction(full, self._signers(signers))
+        return self._outcome(instructions, len(full), result)
 
     # -- time ---------------------------------------------------------------
     async def clock(self) -> ChainClock:
@@ -122,9 +204,10 @@ class Client:
         return (await self.backend.get_clock()).unix_timestamp
 
     async def set_time(self, unix_timestamp: int) -> None:
-        """Move the cluster clock to ``unix_timestamp`` (embedded runtime and localnet only)."""
-        if not self.backend.supports_clock_control:
-            raise ClockControlUnsupported(f"the {self.backend.name} backend cannot move the clock")
+        """Move the cluster clock to ``unix_timestamp`` (embedded runtime and localnet only).
+
+        Raises ClockControlUnsupported, saying why, where the backend cannot.
+        """
         await self.backend.set_clock(unix_timestamp)
 
     async def advance_time(self, seconds: int) -> int:
@@ -152,7 +235,7 @@ class Client:
         return decode_book_header(address, await self._data(address, "book"))
 
     async def token_balance(self, token_account: Pubkey) -> int:
-        return token.token_amount(await self._data(token_account, "token account"))
+        return spl_token.token_amount(await self._data(token_account, "token account"))
 
     async def create_account_instruction(
         self, new_account: Pubkey, space: int, owner: Pubkey, payer: Pubkey | None = None
@@ -175,8 +258,8 @@ class Client:
         authority_key = (authority or self.payer).pubkey()
         await self.send(
             [
-                await self.create_account_instruction(mint.pubkey(), token.MINT_SIZE, token.TOKEN_PROGRAM_ID),
-                token.initialize_mint_instruction(mint=mint.pubkey(), authority=authority_key, decimals=decimals),
+                await self.create_account_instruction(mint.pubkey(), spl_token.MINT_SIZE, spl_token.TOKEN_PROGRAM_ID),
+                spl_token.initialize_mint_instruction(mint=mint.pubkey(), authority=authority_key, decimals=decimals),
             ],
             [mint],
         )
@@ -185,16 +268,20 @@ class Client:
     async def create_token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
         """The associated token account of ``owner`` for ``mint`` (created)."""
         await self.send(
-            [token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)]
+            [spl_token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)]
         )
-        return token.associated_token_address(owner, mint)
+        return spl_token.associated_token_address(owner, mint)
 
     async def mint_to(self, mint: Pubkey, destination: Pubkey, amount: int, authority: Keypair | None = None) -> None:
         if amount < 0:
             raise InvalidInput(f"amount must not be negative, got {amount}")
         signer = authority or self.payer
         await self.send(
-            [token.mint_to_instruction(mint=mint, destination=destination, authority=signer.pubkey(), amount=amount)],
+            [
+                spl_token.mint_to_instruction(
+                    mint=mint, destination=destination, authority=signer.pubkey(), amount=amount
+                )
+            ],
             [signer],
         )
 

@@ -1,29 +1,161 @@
-"""pytest fixtures for scenarios on the perps program.
+"""pytest fixtures for scenarios on the perps program, on any backend.
 
 Opt in from a ``conftest.py``::
 
     pytest_plugins = ["perpkit.pytest_plugin"]
 
-``perps_client`` is a :class:`~perpkit.client.Client` on a fresh embedded
-LiteSVM runtime with the program loaded and a funded payer, its clock at a
-fixed start time so runs are reproducible.
+Options:
+
+``--backend litesvm|rpc|all``
+    where tests that use ``perps_client`` run (default: ``litesvm``, the
+    in-process runtime).  ``all`` runs each of them on both.
+``--rpc-url URL``
+    the endpoint for the RPC runs (implies ``--backend rpc`` unless given);
+    without it the plugin starts ``perpkit localnet`` (frozen clock) as a
+    subprocess for the whole session.
+``--payer KEYPAIR``
+    keypair file that pays on an external endpoint (default: a new keypair
+    funded by the endpoint's faucet).
+
+A test that needs to move the clock on an endpoint that cannot (no
+``surfnet_timeTravel``: ``solana-test-validator``, devnet) is skipped, with
+that reason, at the moment it tries.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from perpkit.client import Client
+from perpkit.errors import ClockControlUnsupported
 
 START_TIME = 1_700_000_000
-"""Unix time the embedded runtime's clock starts at in tests."""
+"""Unix time the embedded runtime's clock (and the session's localnet) starts at."""
+LAMPORTS_PER_SOL = 1_000_000_000
+BACKENDS = ("litesvm", "rpc")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perpkit")
+    group.addoption(
+        "--backend",
+        choices=["litesvm", "rpc", "all"],
+        default=None,
+        help="run perps scenarios on the embedded runtime, over JSON-RPC, or both (default: litesvm)",
+    )
+    group.addoption("--rpc-url", default=None, help="JSON-RPC endpoint for the rpc backend (default: own localnet)")
+    group.addoption("--payer", default=None, help="keypair file paying on an external endpoint")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "litesvm_only: the test needs the in-process runtime")
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    choice = config.getoption("--backend") or ("rpc" if config.getoption("--rpc-url") else "litesvm")
+    return list(BACKENDS) if choice == "all" else [choice]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "perps_backend" in metafunc.fixturenames:
+        backends = selected_backends(metafunc.config)
+        if metafunc.definition.get_closest_marker("litesvm_only"):
+            backends = [b for b in backends if b == "litesvm"]
+        metafunc.parametrize("perps_backend", backends, indirect=True)
+
+
+@pytest.fixture
+def perps_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    except ClockControlUnsupported as exc:
+        pytest.skip(f"needs clock control: {exc}")
+
+
+class LocalnetProcess:
+    """``perpkit localnet`` in a subprocess on a free port, frozen clock at START_TIME."""
+
+    def __init__(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "perpkit.cli",
+            "localnet",
+            "--port",
+            "0",
+            "--frozen-clock",
+            "--start-time",
+            str(START_TIME),
+            "--no-default-payer",  # each test brings its own payer
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.url = self._wait_ready(timeout=30)
+
+    def _wait_ready(self, timeout: float) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if " ready at " in line:
+                return line.split(" ready at ", 1)[1].split()[0]
+        err = self.process.stderr.read() if self.process.stderr else ""
+        self.stop()
+        raise RuntimeError(f"perpkit localnet did not start: {err.strip()[-800:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def perps_rpc_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The RPC endpoint of the session: ``--rpc-url``, or a localnet server started for it."""
+    external = request.config.getoption("--rpc-url")
+    if external:
+        yield external
+        return
+    server = LocalnetProcess()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest_asyncio.fixture
-async def perps_client() -> AsyncIterator[Client]:
-    client = await Client.embedded(start_time=START_TIME)
+async def perps_client(perps_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
+    """A Client with the perps program and a funded payer, on the backend under test."""
+    if perps_backend == "litesvm":
+        client = await Client.embedded(start_time=START_TIME)
+    else:
+        url = request.getfixturevalue("perps_rpc_url")
+        payer_file = request.config.getoption("--payer")
+        if payer_file:
+            from perpkit.localnet.launcher import read_keypair
+
+            client = await Client.connect(url, payer=read_keypair(Path(payer_file)))
+        else:
+            client = await Client.connect(url, airdrop_lamports=100 * LAMPORTS_PER_SOL)
     try:
         yield client
     finally:

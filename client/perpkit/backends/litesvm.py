@@ -67,6 +67,32 @@ def _captured_stderr() -> Iterator[list[str]]:
             lines.extend(sink.read().decode(errors="replace").splitlines())
 
 
+def add_program_checked(svm: LiteSVM, program_id: Pubkey, path: Path | str) -> None:
+    """``svm.add_program`` from a file, with clear errors instead of a Rust panic.
+
+    The file is checked against the loader's ELF rules first; if the loader
+    still refuses it (solders 0.26 panics), that becomes InvalidProgramFile.
+    """
+    data = read_program_file(path)
+    panic: str | None = None
+    with _captured_stderr() as output:
+        try:
+            svm.add_program(program_id, data)
+        except BaseException as exc:  # pyo3's PanicException derives from BaseException
+            if type(exc).__name__ != "PanicException":
+                raise
+            panic = str(exc)
+    if panic is not None:
+        reason = panic.rsplit("value: ", 1)[-1]  # "called `Result::unwrap()` on an `Err` value: X"
+        raise InvalidProgramFile(
+            path,
+            f"the runtime's loader refused it ({reason}); the ELF structure passed perpkit's checks, "
+            "so look at its relocations, symbols or instructions",
+        )
+    if output:
+        sys.stderr.write("\n".join(output) + "\n")
+
+
 class LiteSvmBackend:
     """In-process LiteSVM with the standard builtins, SPL programs and sysvars."""
 
@@ -86,31 +112,19 @@ class LiteSvmBackend:
 
     def load_program(self, program_id: Pubkey, path: Path | str) -> None:
         """Load an SBF program at ``program_id``; a bad file raises InvalidProgramFile naming it."""
-        data = read_program_file(path)
-        panic: str | None = None
-        with _captured_stderr() as output:
-            try:
-                self.svm.add_program(program_id, data)
-            except BaseException as exc:  # pyo3's PanicException derives from BaseException
-                if type(exc).__name__ != "PanicException":
-                    raise
-                panic = str(exc)
-        if panic is not None:
-            reason = panic.rsplit("value: ", 1)[-1]  # "called `Result::unwrap()` on an `Err` value: X"
-            raise InvalidProgramFile(
-                path,
-                f"the runtime's loader refused it ({reason}); the ELF structure passed perpkit's checks, "
-                "so look at its relocations, symbols or instructions",
-            )
-        if output:
-            sys.stderr.write("\n".join(output) + "\n")
+        add_program_checked(self.svm, program_id, path)
 
     # -- Backend -----------------------------------------------------------
+    def _account(self, address: Pubkey) -> Account | None:
+        account = self.svm.get_account(address)
+        # A cluster purges accounts left with no lamports; LiteSVM keeps them.
+        return account if account is not None and account.lamports > 0 else None
+
     async def get_account(self, address: Pubkey) -> Account | None:
-        return self.svm.get_account(address)
+        return self._account(address)
 
     async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
-        return [self.svm.get_account(a) for a in addresses]
+        return [self._account(a) for a in addresses]
 
     def _transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> Transaction:
         if not signers:

@@ -1,0 +1,292 @@
+"""The JSON-RPC backend: any Solana endpoint through solana-py's ``AsyncClient``.
+
+Same interface as the embedded backend, so scenarios run unchanged on
+``perpkit localnet``, ``solana-test-validator`` and devnet.  Sending:
+
+* a fresh blockhash per transaction; preflight on by default, so program
+  errors come back at once with their logs, decoded exactly as on LiteSVM;
+* confirmation by polling signature statuses up to the configured
+  commitment; if the blockhash expires first (block height past its last
+  valid height) the transaction can no longer land, so it is signed again
+  with a new blockhash and resent;
+* bounded retries with exponential backoff on transient failures: timeouts
+  and connection errors, HTTP 429/502/503/504, "blockhash not found", and
+  "node is behind" (-32005).  Resending the same signed bytes is idempotent;
+  a transaction is only re-signed when the old one can no longer land.
+
+Clock control uses surfpool's ``surfnet_timeTravel`` where the endpoint has
+it (``perpkit localnet`` does); elsewhere it raises ClockControlUnsupported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from solana.exceptions import SolanaRpcException
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment
+from solana.rpc.core import RPCException
+from solana.rpc.types import TxOpts
+from solders.account import Account
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage
+from solders.signature import Signature
+from solders.sysvar import CLOCK
+from solders.transaction import Transaction
+from solders.transaction_status import TransactionErrorFieldless
+
+from perpkit.backends.base import ChainClock, TxError, TxResult
+from perpkit.backends.errors import tx_error_from_solders
+from perpkit.errors import ClockControlUnsupported, PerpkitError, TransactionFailed
+
+T = TypeVar("T")
+
+# solders orders TransactionConfirmationStatus the same way (int() gives 0, 1, 2)
+_RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
+_TRANSIENT_HTTP = {429, 502, 503, 504}
+
+
+class RpcUnavailable(PerpkitError):
+    """The endpoint kept failing with transient errors past the retry budget."""
+
+
+class RpcProtocolError(PerpkitError):
+    """The endpoint answered something that is not a valid Solana JSON-RPC response."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts per call and exponential backoff between them."""
+
+    attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.base_delay * 2**attempt) * (0.75 + 0.5 * random.random()))
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in _TRANSIENT_HTTP
+    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
+        return True
+    if isinstance(exc, SolanaRpcException):  # solana-py wraps transport errors in it
+        return exc.__cause__ is not None and _transient(exc.__cause__)
+    if isinstance(exc, RPCException):
+        return bool(exc.args) and isinstance(exc.args[0], NodeUnhealthyMessage)
+    return False
+
+
+class RpcBackend:
+    """A Solana JSON-RPC endpoint as a perpkit backend."""
+
+    name = "rpc"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        commitment: str = "confirmed",
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        skip_preflight: bool = False,
+        poll_interval: float = 0.05,
+        confirm_timeout: float = 90.0,
+    ) -> None:
+        if commitment not in _RANK:
+            raise ValueError(f"commitment must be processed, confirmed or finalized, not {commitment!r}")
+        self.url = url
+        self.commitment = commitment
+        self.client = AsyncClient(url, commitment=Commitment(commitment), timeout=timeout)
+        self.http = httpx.AsyncClient(timeout=timeout)
+        self.retry = retry or RetryPolicy()
+        self.skip_preflight = skip_preflight
+        self.poll_interval = poll_interval
+        self.confirm_timeout = confirm_timeout
+        self.supports_clock_control = False
+        self._send_options = TxOpts(
+            skip_confirmation=True, skip_preflight=skip_preflight, preflight_commitment=Commitment(commitment)
+        )
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> RpcBackend:
+        """Open a backend, check the endpoint answers, and find out whether it can move time."""
+        backend = cls(url, **options)
+        try:
+            await backend._with_retries(backend.client.get_version)
+            backend.supports_clock_control = await backend._has_time_travel()
+        except Exception:
+            await backend.close()
+            raise
+        return backend
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.http.aclose()
+
+    # -- plumbing --------------------------------------------------------------
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self.retry.attempts):
+            try:
+                return await call()
+            except BaseException as exc:
+                if type(exc).__name__ == "PanicException":  # solders' parsers panic on malformed answers
+                    raise RpcProtocolError(f"{self.url}: solana-py cannot parse the answer ({exc})") from None
+                if not isinstance(exc, Exception):
+                    raise
+                if not _transient(exc) or attempt == self.retry.attempts - 1:
+                    if _transient(exc):
+                        raise RpcUnavailable(f"{self.url}: still failing after {attempt + 1} attempts: {exc}") from exc
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
+
+    async def raw_request(self, method: str, params: list[Any]) -> Any:
+        """A JSON-RPC call outside solana-py's typed API (surfpool cheatcodes); returns the raw response."""
+
+        async def post() -> Any:
+            response = await self.http.post(
+                self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+            )
+            response.raise_for_status()
+            return response.json()
+
+        return await self._with_retries(post)
+
+    async def _has_time_travel(self) -> bool:
+        # A deliberately malformed call: -32602 means the method exists, -32601 that it does not.
+        answer = await self.raw_request("surfnet_timeTravel", [{"perpkitProbe": 0}])
+        error = answer.get("error") or {}
+        return bool(error.get("code") != -32601 and ("error" in answer or "result" in answer))
+
+    # -- reads ---------------------------------------------------------------
+    async def get_account(self, address: Pubkey) -> Account | None:
+        response = await self._with_retries(lambda: self.client.get_account_info(address, encoding="base64"))
+        account = response.value
+        return account if account is not None and account.lamports > 0 else None
+
+    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        found: list[Account | None] = []
+        for start in range(0, len(addresses), 100):
+            chunk = list(addresses[start : start + 100])
+            response = await self._with_retries(lambda c=chunk: self.client.get_multiple_accounts(c, encoding="base64"))  # type: ignore[misc]
+            found.extend(a if a is not None and a.lamports > 0 else None for a in response.value)
+        return found
+
+    async def minimum_balance_for_rent_exemption(self, size: int) -> int:
+        response = await self._with_retries(lambda: self.client.get_minimum_balance_for_rent_exemption(size))
+        return int(response.value)
+
+    async def get_clock(self) -> ChainClock:
+        account = await self.get_account(CLOCK)
+        if account is None:
+            raise PerpkitError(f"{self.url}: the Clock sysvar is missing")
+        slot, _, _, _, unix = struct.unpack_from("<QqQQq", bytes(account.data))
+        return ChainClock(slot=slot, unix_timestamp=unix)
+
+    async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
+        if not self.supports_clock_control:
+            raise ClockControlUnsupported(f"{self.url} cannot move the clock (it has no surfnet_timeTravel)")
+        config = {"absoluteSlot": slot} if slot is not None else {"absoluteTimestamp": unix_timestamp * 1000}
+        answer = await self.raw_request("surfnet_timeTravel", [config])
+        if "error" in answer:
+            raise PerpkitError(f"time travel refused: {answer['error']}")
+
+    # -- transactions ----------------------------------------------------------
+    async def _blockhash(self) -> tuple[Hash, int]:
+        response = await self._with_retries(self.client.get_latest_blockhash)
+        return response.value.blockhash, response.value.last_valid_block_height
+
+    async def request_airdrop(self, address: Pubkey, lamports: int) -> None:
+        response = await self._with_retries(lambda: self.client.request_airdrop(address, lamports))
+        _, last_valid = await self._blockhash()
+        status = await self._confirm(response.value, last_valid)
+        if status is None or status[1] is not None:
+            raise TransactionFailed(f"airdrop of {lamports} lamports to {address} did not land")
+
+    async def simulate_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        blockhash, _ = await self._blockhash()
+        tx = Transaction(list(signers), Message(list(instructions), signers[0].pubkey()), blockhash)
+        response = await self._with_retries(lambda: self.client.simulate_transaction(tx, sig_verify=False))
+        value = response.value
+        error = None if value.err is None else tx_error_from_solders(value.err)
+        return TxResult(str(tx.signatures[0]), list(value.logs or []), value.units_consumed or 0, error)
+
+    async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        if not signers:
+            raise ValueError("a transaction needs at least one signer (the fee payer)")
+        for attempt in range(self.retry.attempts):
+            blockhash, last_valid = await self._blockhash()
+            tx = Transaction(list(signers), Message(list(instructions), signers[0].pubkey()), blockhash)
+            signature = tx.signatures[0]
+            raw = bytes(tx)
+            try:
+                await self._with_retries(lambda r=raw: self.client.send_raw_transaction(r, self._send_options))  # type: ignore[misc]
+            except RPCException as exc:
+                failure = exc.args[0] if exc.args else None
+                if not isinstance(failure, SendTransactionPreflightFailureMessage):
+                    raise TransactionFailed(str(failure)) from exc
+                sim = failure.data
+                if sim.err == TransactionErrorFieldless.BlockhashNotFound:
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    continue  # never accepted: sign again with a fresh blockhash
+                return TxResult(
+                    str(signature), list(sim.logs or []), sim.units_consumed or 0, tx_error_from_solders(sim.err)
+                )
+            status = await self._confirm(signature, last_valid)
+            if status is None:
+                continue  # expired without landing: safe to sign again and resend
+            return await self._landed(signature, status[1])
+        raise RpcUnavailable(f"{self.url}: the transaction did not land after {self.retry.attempts} attempts")
+
+    async def _confirm(self, signature: Signature, last_valid: int) -> tuple[int, Any] | None:
+        """(slot, error or None) once the commitment is reached; None if the blockhash expired first."""
+        wanted = _RANK[self.commitment]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm_timeout
+        interval = self.poll_interval
+        polls = 0
+        while loop.time() < deadline:
+            response = await self._with_retries(lambda: self.client.get_signature_statuses([signature]))
+            status = response.value[0]
+            level = None if status is None else status.confirmation_status
+            if status is not None and level is not None and int(level) >= wanted:
+                return status.slot, status.err
+            polls += 1
+            if status is None and polls % 4 == 0:
+                height = await self._with_retries(self.client.get_block_height)
+                if height.value > last_valid:
+                    return None
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, 1.0)
+        raise RpcUnavailable(f"{signature} not confirmed within {self.confirm_timeout:.0f} s")
+
+    async def _landed(self, signature: Signature, err: Any) -> TxResult:
+        """Logs and compute units of a landed transaction (getTransaction, which may lag a little)."""
+        commitment = Commitment("confirmed" if self.commitment == "processed" else self.commitment)
+        for attempt in range(self.retry.attempts):
+            response = await self._with_retries(
+                lambda: self.client.get_transaction(
+                    signature, encoding="json", commitment=commitment, max_supported_transaction_version=0
+                )
+            )
+            if response.value is not None:
+                meta = response.value.transaction.meta
+                logs = list(meta.log_messages or []) if meta else []
+                units = (meta.compute_units_consumed or 0) if meta else 0
+                error: TxError | None = None if err is None else tx_error_from_solders(err)
+                return TxResult(str(signature), logs, units, error)
+            await asyncio.sleep(self.retry.delay(attempt))
+        error = None if err is None else tx_error_from_solders(err)
+        return TxResult(str(signature), [], 0, error)

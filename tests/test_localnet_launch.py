@@ -1,0 +1,161 @@
+"""Starting the local validators: perpkit localnet's process life, and the solana-test-validator launcher.
+
+solana-test-validator cannot be installed here.  Its launcher is tested on
+the command it builds, on the plain message when the binary is missing, and
+end to end against a stand-in binary on PATH that accepts the same flags and
+serves perpkit localnet (a real LiteSVM chain) on the requested port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from solders.keypair import Keypair
+
+from perpkit import Client
+from perpkit.idl import PROGRAM_ID
+from perpkit.localnet.test_validator import TestValidator, ToolNotFound, find_test_validator, validator_command
+from perpkit.resources import program_path
+
+
+def start_localnet(*args: str) -> tuple[subprocess.Popen[str], str, float]:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--no-default-payer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert " ready at " in line, line + (process.stderr.read() if process.stderr else "")
+    return process, line.split(" ready at ")[1].split()[0], time.perf_counter() - started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_localnet_starts_fast_serves_and_stops_cleanly(sig: signal.Signals) -> None:
+    process, url, seconds = start_localnet()
+    try:
+        assert seconds < 5, f"took {seconds:.2f} s to be ready"
+        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()
+        assert answer["result"] == "ok"
+    finally:
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "perpkit localnet stopped after 1 requests" in out
+    assert "Traceback" not in err
+
+
+def test_localnet_funds_payers_and_reports_a_bad_keypair(tmp_path: Path) -> None:
+    key = Keypair()
+    keyfile = tmp_path / "id.json"
+    keyfile.write_text(str(list(bytes(key))))
+    process, url, _ = start_localnet("--payer", str(keyfile))
+    try:
+        answer = httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key.pubkey())]}
+        )
+        assert answer.json()["result"]["value"] == 1_000 * 1_000_000_000
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    (tmp_path / "bad.json").write_text("[1, 2, 3]")
+    bad = subprocess.run(
+        [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--payer", str(tmp_path / "bad.json")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 1 and "bad.json: not a Solana keypair file" in bad.stderr
+
+
+def test_test_validator_command() -> None:
+    command = validator_command(
+        binary="/opt/solana/bin/solana-test-validator",
+        program_id=PROGRAM_ID,
+        program=Path("fixtures/perps.so"),
+        ledger=Path("/tmp/ledger"),
+        rpc_port=8899,
+    )
+    assert command == [
+        "/opt/solana/bin/solana-test-validator",
+        "--reset",
+        "--ledger",
+        "/tmp/ledger",
+        "--bpf-program",
+        str(PROGRAM_ID),
+        "fixtures/perps.so",
+        "--rpc-port",
+        "8899",
+        "--bind-address",
+        "127.0.0.1",
+        "--quiet",
+    ]
+
+
+def test_missing_test_validator_is_said_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ToolNotFound, match=r"solana-test-validator is not on PATH\. Install the Solana CLI"):
+        find_test_validator()
+    result = subprocess.run(
+        [sys.executable, "-m", "perpkit.cli", "localnet", "--engine", "solana-test-validator"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(tmp_path)},
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "perpkit: error: solana-test-validator is not on PATH" in result.stderr
+
+
+STAND_IN = """#!{python}
+# Stand-in for solana-test-validator: accepts its flags, serves perpkit localnet instead.
+import os, sys
+args = sys.argv[1:]
+assert args[0] == "--reset" and "--ledger" in args and os.path.isdir(args[args.index("--ledger") + 1]), args
+i = args.index("--bpf-program")
+port = args[args.index("--rpc-port") + 1]
+os.execv(sys.executable, [sys.executable, "-m", "perpkit.cli", "localnet", "--port", port,
+         "--program-id", args[i + 1], "--program", args[i + 2], "--no-default-payer"])
+"""
+
+
+async def test_launcher_runs_the_validator_it_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = tmp_path / "solana-test-validator"
+    binary.write_text(STAND_IN.format(python=sys.executable))
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with TestValidator(program_id=PROGRAM_ID, program=program_path(), rpc_port=18_977) as validator:
+        assert validator.url == "http://127.0.0.1:18977"
+        client = await Client.connect(validator.url, airdrop_lamports=10**10)
+        try:
+            oracle = await client.create_oracle(price=3)
+            assert (await client.fetch_oracle(oracle)).price == 3
+        finally:
+            await client.close()
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(validator.url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=1)
+
+
+def test_clock_tests_skip_on_endpoints_without_time_travel(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["perpkit.pytest_plugin"]')
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        from perpkit.errors import ClockControlUnsupported
+
+        def test_needs_time():
+            raise ClockControlUnsupported("https://api.devnet.solana.com cannot move the clock")
+        """
+    )
+    result = pytester.runpytest("-p", "no:pytest_anchorpy", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs clock control: https://api.devnet.solana.com cannot move the clock*"])
