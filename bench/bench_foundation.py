@@ -12,10 +12,11 @@ import asyncio
 import statistics
 import time
 
+from solders.keypair import Keypair
+
 from perpkit import Client, MarketParams, book_account_size, pda
 from perpkit import instructions as ix
 from perpkit.idl import perps_idl
-from solders.keypair import Keypair
 
 
 async def main() -> None:

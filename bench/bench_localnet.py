@@ -1,0 +1,107 @@
+"""perpkit localnet: start-up time and sendTransaction+confirm throughput with the SDK over loopback.
+
+Run: python bench/bench_localnet.py [--starts 5] [--transactions 300] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+from solders.pubkey import Pubkey
+
+from perpkit import Client
+from perpkit import instructions as ix
+from perpkit.testing import setup_market
+
+SOL = 1_000_000_000
+
+
+def start_server() -> tuple[subprocess.Popen[str], str, float, float]:
+    """(process, url, seconds to the ready line, seconds to the first getHealth answer)."""
+    t0 = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--no-default-payer"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    ready = time.perf_counter() - t0
+    url = line.split(" ready at ")[1].split()[0]
+    while True:
+        try:
+            if httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()["result"] == "ok":
+                break
+        except httpx.HTTPError:
+            time.sleep(0.005)
+    return process, url, ready, time.perf_counter() - t0
+
+
+async def ready_client(url: str) -> tuple[Client, Pubkey]:
+    """A funded client with its own market and oracle."""
+    client = await Client.connect(url, airdrop_lamports=100 * SOL)
+    setup = await setup_market(client, book_capacity=4)
+    return client, setup.oracle
+
+
+async def send_many(client: Client, oracle: Pubkey, transactions: int) -> None:
+    """``transactions`` set_oracle_price transactions, one after another, each sent and confirmed."""
+    payer = client.payer.pubkey()
+    for i in range(transactions):
+        await client.send([ix.set_oracle_price(authority=payer, oracle=oracle, price=i + 1, conf=0, publish_time=i)])
+
+
+async def throughput(url: str, transactions: int, concurrency: int) -> None:
+    client, oracle = await ready_client(url)
+    t0 = time.perf_counter()
+    await send_many(client, oracle, transactions)
+    seconds = time.perf_counter() - t0
+    await client.close()
+    print(f"  sequential  {transactions} tx in {seconds:.2f} s: {transactions / seconds:,.0f} tx/s "
+          f"({seconds / transactions * 1e3:.2f} ms per send+confirm)")  # fmt: skip
+    clients = [await ready_client(url) for _ in range(concurrency)]
+    per = transactions // concurrency
+    t0 = time.perf_counter()
+    await asyncio.gather(*(send_many(c, o, per) for c, o in clients))
+    wall = time.perf_counter() - t0
+    for c, _ in clients:
+        await c.close()
+    print(f"  concurrent  {concurrency} clients x {per} tx in {wall:.2f} s: {concurrency * per / wall:,.0f} tx/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--transactions", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    readies, healths = [], []
+    for _ in range(args.starts):
+        process, _, ready, health = start_server()
+        process.terminate()
+        process.communicate(timeout=10)
+        readies.append(ready)
+        healths.append(health)
+    print(f"start-up over {args.starts} runs (process spawn, Python imports included):")
+    print(f"  to the ready line      median {statistics.median(readies) * 1e3:.0f} ms, max {max(readies) * 1e3:.0f} ms")
+    print(f"  to a getHealth answer  median {statistics.median(healths) * 1e3:.0f} ms, max {max(healths) * 1e3:.0f} ms")
+
+    process, url, _, _ = start_server()
+    try:
+        print(f"throughput with the SDK over loopback ({url}), set_oracle_price transactions:")
+        asyncio.run(throughput(url, args.transactions, args.concurrency))
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
