@@ -8,6 +8,7 @@ serves perpkit localnet (a real LiteSVM chain) on the requested port.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import require_tool
 from solders.keypair import Keypair
 
 from perpkit import Client
@@ -159,3 +161,30 @@ def test_clock_tests_skip_on_endpoints_without_time_travel(pytester: pytest.Pyte
     result = pytester.runpytest("-p", "no:pytest_anchorpy", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*needs clock control: https://api.devnet.solana.com cannot move the clock*"])
+
+
+def test_curl_requests_like_the_solana_docs(perps_rpc_url: str) -> None:
+    curl = require_tool("curl")
+
+    def call(body: str) -> dict[str, object]:
+        out = subprocess.run(
+            [curl, "-s", perps_rpc_url, "-X", "POST", "-H", "Content-Type: application/json", "-d", body],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+        answer: dict[str, object] = json.loads(out)
+        return answer
+
+    assert call('{"jsonrpc":"2.0","id":1,"method":"getHealth"}')["result"] == "ok"
+    key = str(Keypair().pubkey())
+    assert isinstance(
+        call(f'{{"jsonrpc":"2.0","id":1,"method":"requestAirdrop","params":["{key}",1000000000]}}')["result"], str
+    )
+    balance = call(f'{{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["{key}"]}}')["result"]
+    assert isinstance(balance, dict) and balance["value"] == 1_000_000_000
+    program = call(
+        f'{{"jsonrpc":"2.0","id":1,"method":"getAccountInfo","params":["{PROGRAM_ID}",{{"encoding":"base64"}}]}}'
+    )["result"]
+    assert isinstance(program, dict) and program["value"]["executable"] is True  # type: ignore[index]
