@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 
 import httpx
@@ -17,31 +15,22 @@ from solders.pubkey import Pubkey
 
 from perpkit import Client
 from perpkit import instructions as ix
+from perpkit.localnet.process import LocalnetProcess
 from perpkit.testing import setup_market
 
 SOL = 1_000_000_000
 
 
-def start_server() -> tuple[subprocess.Popen[str], str, float, float]:
-    """(process, url, seconds to the ready line, seconds to the first getHealth answer)."""
+def start_server() -> tuple[LocalnetProcess, float]:
+    """The server, and seconds from spawning it to its first getHealth answer."""
     t0 = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--no-default-payer"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    ready = time.perf_counter() - t0
-    url = line.split(" ready at ")[1].split()[0]
+    server = LocalnetProcess()
     while True:
         try:
-            if httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()["result"] == "ok":
-                break
+            if httpx.post(server.url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()["result"] == "ok":
+                return server, time.perf_counter() - t0
         except httpx.HTTPError:
             time.sleep(0.005)
-    return process, url, ready, time.perf_counter() - t0
 
 
 async def ready_client(url: str) -> tuple[Client, Pubkey]:
@@ -85,22 +74,17 @@ def main() -> None:
 
     readies, healths = [], []
     for _ in range(args.starts):
-        process, _, ready, health = start_server()
-        process.terminate()
-        process.communicate(timeout=10)
-        readies.append(ready)
+        server, health = start_server()
+        server.stop()
+        readies.append(server.ready_seconds)
         healths.append(health)
     print(f"start-up over {args.starts} runs (process spawn, Python imports included):")
     print(f"  to the ready line      median {statistics.median(readies) * 1e3:.0f} ms, max {max(readies) * 1e3:.0f} ms")
     print(f"  to a getHealth answer  median {statistics.median(healths) * 1e3:.0f} ms, max {max(healths) * 1e3:.0f} ms")
 
-    process, url, _, _ = start_server()
-    try:
-        print(f"throughput with the SDK over loopback ({url}), set_oracle_price transactions:")
-        asyncio.run(throughput(url, args.transactions, args.concurrency))
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
+    with LocalnetProcess() as server:
+        print(f"throughput with the SDK over loopback ({server.url}), set_oracle_price transactions:")
+        asyncio.run(throughput(server.url, args.transactions, args.concurrency))
 
 
 if __name__ == "__main__":

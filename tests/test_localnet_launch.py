@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,35 +22,22 @@ from solders.keypair import Keypair
 
 from perpkit import Client
 from perpkit.idl import PROGRAM_ID
+from perpkit.localnet.process import LocalnetProcess
 from perpkit.localnet.test_validator import TestValidator, ToolNotFound, find_test_validator, validator_command
 from perpkit.resources import program_path
 
 
-def start_localnet(*args: str) -> tuple[subprocess.Popen[str], str, float]:
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--no-default-payer", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert " ready at " in line, line + (process.stderr.read() if process.stderr else "")
-    return process, line.split(" ready at ")[1].split()[0], time.perf_counter() - started
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_localnet_starts_fast_serves_and_stops_cleanly(sig: signal.Signals) -> None:
-    process, url, seconds = start_localnet()
+    server = LocalnetProcess()
     try:
-        assert seconds < 5, f"took {seconds:.2f} s to be ready"
-        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()
+        assert server.ready_seconds < 5, f"took {server.ready_seconds:.2f} s to be ready"
+        answer = httpx.post(server.url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).json()
         assert answer["result"] == "ok"
     finally:
-        process.send_signal(sig)
-        out, err = process.communicate(timeout=10)
-    assert process.returncode == 0, err
+        server.process.send_signal(sig)
+        out, err = server.process.communicate(timeout=10)
+    assert server.process.returncode == 0, err
     assert "perpkit localnet stopped after 1 requests" in out
     assert "Traceback" not in err
 
@@ -60,15 +46,11 @@ def test_localnet_funds_payers_and_reports_a_bad_keypair(tmp_path: Path) -> None
     key = Keypair()
     keyfile = tmp_path / "id.json"
     keyfile.write_text(str(list(bytes(key))))
-    process, url, _ = start_localnet("--payer", str(keyfile))
-    try:
+    with LocalnetProcess("--payer", str(keyfile)) as server:
         answer = httpx.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key.pubkey())]}
+            server.url, json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key.pubkey())]}
         )
         assert answer.json()["result"]["value"] == 1_000 * 1_000_000_000
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
     (tmp_path / "bad.json").write_text("[1, 2, 3]")
     bad = subprocess.run(
         [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--payer", str(tmp_path / "bad.json")],

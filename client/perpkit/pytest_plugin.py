@@ -24,9 +24,6 @@ that reason, at the moment it tries.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ import pytest_asyncio
 
 from perpkit.client import Client
 from perpkit.errors import ClockControlUnsupported
+from perpkit.localnet.process import LocalnetProcess
 
 START_TIME = 1_700_000_000
 """Unix time the embedded runtime's clock (and the session's localnet) starts at."""
@@ -86,48 +84,6 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         pytest.skip(f"needs clock control: {exc}")
 
 
-class LocalnetProcess:
-    """``perpkit localnet`` in a subprocess on a free port, frozen clock at START_TIME."""
-
-    def __init__(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "perpkit.cli",
-            "localnet",
-            "--port",
-            "0",
-            "--frozen-clock",
-            "--start-time",
-            str(START_TIME),
-            "--no-default-payer",  # each test brings its own payer
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.url = self._wait_ready(timeout=30)
-
-    def _wait_ready(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            if " ready at " in line:
-                return line.split(" ready at ", 1)[1].split()[0]
-        err = self.process.stderr.read() if self.process.stderr else ""
-        self.stop()
-        raise RuntimeError(f"perpkit localnet did not start: {err.strip()[-800:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 @pytest.fixture(scope="session")
 def perps_rpc_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The RPC endpoint of the session: ``--rpc-url``, or a localnet server started for it."""
@@ -135,11 +91,8 @@ def perps_rpc_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if external:
         yield external
         return
-    server = LocalnetProcess()
-    try:
+    with LocalnetProcess("--frozen-clock", "--start-time", str(START_TIME)) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture

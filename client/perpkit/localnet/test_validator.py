@@ -17,6 +17,7 @@ import httpx
 from solders.pubkey import Pubkey
 
 from perpkit.errors import PerpkitError
+from perpkit.localnet.process import stop_process
 
 BINARY = "solana-test-validator"
 
@@ -94,13 +95,8 @@ class TestValidator:
         raise PerpkitError(f"{BINARY} did not answer getHealth within {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop_process(self._process)
         if self._ledger is not None:
             self._ledger.cleanup()
             self._ledger = None
