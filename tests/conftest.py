@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,42 @@ def section(data: bytes, name: str) -> tuple[int, int]:
         if sec.name == name:
             return elf["e_shoff"] + index * elf["e_shentsize"], sec["sh_offset"]
     raise KeyError(name)
+
+
+class Driver:
+    def __init__(self, path: str) -> None:
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
+        self.proc = subprocess.Popen(
+            [path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+
+    def ask(self, *words: object) -> str:
+        assert self.proc.stdin and self.proc.stdout
+        try:
+            self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            assert self.proc.stderr
+            pytest.fail(f"native driver had died before {words[0]}: {self.proc.stderr.read()}")
+        answer = self.proc.stdout.readline()
+        if not answer:
+            assert self.proc.stderr
+            pytest.fail(f"native driver died on {words[0]}: {self.proc.stderr.read()}")
+        return answer.strip()
+
+    def close(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        rc = self.proc.wait(timeout=30)
+        assert self.proc.stderr
+        assert rc == 0, self.proc.stderr.read()
+
+
+@pytest.fixture(scope="session")
+def native() -> Iterator[Driver]:
+    """The host build of the program's pure C code (ASan + UBSan), one process for the session."""
+    require_tool("gcc")
+    run(["make", "-C", str(PROGRAM_DIR), "native"])
+    driver = Driver(str(PROGRAM_DIR / "build" / "native" / "perps_native"))
+    yield driver
+    driver.close()  # leak check at exit

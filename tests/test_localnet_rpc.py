@@ -240,9 +240,10 @@ async def test_program_accounts_with_filters(perps_rpc_url: str, solana: AsyncCl
         )
     ).value
     assert [a.pubkey for a in found] == [setup.oracle]
-    sized = (
-        await solana.get_program_accounts(PROGRAM_ID, encoding="base64", filters=[8 + 216, MemcmpOpts(8, mine)])
-    ).value
+    market_account = (await solana.get_account_info(setup.market)).value
+    assert market_account is not None
+    filters = [len(market_account.data), MemcmpOpts(8, mine)]
+    sized = (await solana.get_program_accounts(PROGRAM_ID, encoding="base64", filters=filters)).value
     assert [a.pubkey for a in sized] == [setup.market]
 
 

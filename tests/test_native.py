@@ -6,14 +6,11 @@
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import PROGRAM_DIR, require_tool, run
+from conftest import Driver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,84 +18,55 @@ U64 = 2**64 - 1
 u64s = st.one_of(st.integers(0, U64), st.sampled_from([0, 1, 2, 2**32 - 1, 2**32, 2**63, U64 - 1, U64]))
 
 
-class Driver:
-    def __init__(self, path: str) -> None:
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
-        self.proc = subprocess.Popen(
-            [path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-
-    def ask(self, *words: object) -> str:
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        if not answer:
-            assert self.proc.stderr
-            pytest.fail(f"native driver died on {words[0]}: {self.proc.stderr.read()}")
-        return answer.strip()
-
-    def close(self) -> None:
-        assert self.proc.stdin
-        self.proc.stdin.close()
-        rc = self.proc.wait(timeout=30)
-        assert self.proc.stderr
-        assert rc == 0, self.proc.stderr.read()
+U128 = 2**128 - 1
+I128_MIN, I128_MAX = -(2**127), 2**127 - 1
+u128s = st.one_of(st.integers(0, U128), st.sampled_from([0, 1, 2**64 - 1, 2**64, 2**127, U128]))
+i128s = st.one_of(st.integers(I128_MIN, I128_MAX), st.sampled_from([0, -1, 1, I128_MIN, I128_MAX, -(2**64)]))
+nonzero_u64s = u64s.filter(lambda d: d > 0)
 
 
-@pytest.fixture(scope="module")
-def native() -> Iterator[Driver]:
-    require_tool("gcc")
-    run(["make", "-C", str(PROGRAM_DIR), "native"])
-    driver = Driver(str(PROGRAM_DIR / "build" / "native" / "perps_native"))
-    yield driver
-    driver.close()  # leak check at exit
-
-
-def split(v: int) -> tuple[int, int]:
-    return v >> 64, v & U64
-
-
-def joined(answer: str) -> int:
-    hi, lo = map(int, answer.split())
-    return hi << 64 | lo
+def ceil_div(n: int, d: int) -> int:
+    return -((-n) // d)
 
 
 @settings(max_examples=400, deadline=None)
 @given(a=u64s, b=u64s)
-def test_mul_u64(native: Driver, a: int, b: int) -> None:
-    assert joined(native.ask("mul", a, b)) == a * b
+def test_mul_64(native: Driver, a: int, b: int) -> None:
+    assert int(native.ask("mul", a, b)) == a * b
 
 
 @settings(max_examples=600, deadline=None)
-@given(n=st.integers(0, 2**128 - 1), d=u64s)
-def test_div_u128_by_u64(native: Driver, n: int, d: int) -> None:
-    answer = native.ask("div", *split(n), d)
-    if d == 0 or n >> 64 >= d:
-        assert answer == "fail"
-    else:
-        assert tuple(map(int, answer.split())) == divmod(n, d)
+@given(n=u128s, d=u64s)
+def test_div_128_by_64(native: Driver, n: int, d: int) -> None:
+    answer = native.ask("div128", n, d)
+    assert answer == ("fail" if d == 0 else " ".join(map(str, divmod(n, d))))
+
+
+@settings(max_examples=600, deadline=None)
+@given(a=u128s, b=u64s, d=u64s)
+def test_muldiv_128_through_192_bits(native: Driver, a: int, b: int, d: int) -> None:
+    floor = a * b // d if d else None
+    ceil = ceil_div(a * b, d) if d else None
+    assert native.ask("muldiv", a, b, d) == (str(floor) if floor is not None and floor <= U128 else "fail")
+    assert native.ask("muldivc", a, b, d) == (str(ceil) if ceil is not None and ceil <= U128 else "fail")
+
+
+@settings(max_examples=400, deadline=None)
+@given(a=i128s, b=u64s, d=u64s)
+def test_signed_multiply_and_rounding_divisions(native: Driver, a: int, b: int, d: int) -> None:
+    product = a * b
+    assert native.ask("imul", a, b) == (str(product) if I128_MIN <= product <= I128_MAX else "fail")
+    assert native.ask("ifloor", a, d) == ("fail" if d == 0 else str(a // d))
+    assert native.ask("iceil", a, d) == ("fail" if d == 0 else str(ceil_div(a, d)))
 
 
 @settings(max_examples=400, deadline=None)
 @given(a=u64s, b=u64s, d=u64s)
 def test_mul_div_rounding(native: Driver, a: int, b: int, d: int) -> None:
     floor = a * b // d if d else None
-    ceil = -(-a * b // d) if d else None
+    ceil = ceil_div(a * b, d) if d else None
     assert native.ask("mdf", a, b, d) == (str(floor) if floor is not None and floor <= U64 else "fail")
     assert native.ask("mdc", a, b, d) == (str(ceil) if ceil is not None and ceil <= U64 else "fail")
-
-
-@settings(max_examples=300, deadline=None)
-@given(a=st.integers(0, 2**128 - 1), b=st.integers(0, 2**128 - 1), s=st.integers(0, 140))
-def test_u128_add_sub_cmp_shift(native: Driver, a: int, b: int, s: int) -> None:
-    total = a + b
-    assert native.ask("add", *split(a), *split(b)) == ("fail" if total >> 128 else f"{total >> 64} {total & U64}")
-    diff = a - b
-    assert native.ask("sub", *split(a), *split(b)) == ("fail" if diff < 0 else f"{diff >> 64} {diff & U64}")
-    assert int(native.ask("cmp", *split(a), *split(b))) == (a > b) - (a < b)
-    assert joined(native.ask("shl", *split(a), s)) == (a << s) & (2**128 - 1)
-    assert joined(native.ask("shr", *split(a), s)) == a >> s
 
 
 @given(x=u64s)

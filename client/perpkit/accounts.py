@@ -57,6 +57,62 @@ class Market:
     authority_bump: int
     vault_bump: int
     paused: bool
+    oi_long: int
+    """Open interest, long side (base atoms)."""
+    oi_short: int
+    ewma_price: int
+    ewma_updated_at: int
+    last_index_price: int
+    funding_updated_at: int
+    funding_index_long: int
+    funding_index_short: int
+    pool_balance: int
+    insurance_balance: int
+    total_free_collateral: int
+    total_position_collateral: int
+    fees_collected: int
+    positions_opened: int
+    positions_closed: int
+    volume: int
+
+    @property
+    def skew(self) -> int:
+        """Long minus short open interest (base atoms)."""
+        return self.oi_long - self.oi_short
+
+    def funding_index(self, side: int) -> int:
+        return self.funding_index_long if side == 0 else self.funding_index_short
+
+
+@dataclass(frozen=True)
+class PositionRef:
+    """A user's reference to a book slot; the generation tells a reused slot apart."""
+
+    slot: int
+    generation: int
+
+    EMPTY = 2**32 - 1
+
+    @property
+    def empty(self) -> bool:
+        return self.slot == self.EMPTY
+
+
+@dataclass(frozen=True)
+class User:
+    """A trader's account in one market."""
+
+    address: Pubkey
+    market: Pubkey
+    owner: Pubkey
+    free_collateral: int
+    bump: int
+    position_count: int
+    positions: tuple[PositionRef, ...]
+
+    @property
+    def open_refs(self) -> list[PositionRef]:
+        return [r for r in self.positions if not r.empty]
 
 
 @dataclass(frozen=True)
@@ -80,11 +136,19 @@ class Oracle:
 
 @dataclass(frozen=True)
 class BookHeader:
-    """Header of the book account (the position slots follow it)."""
+    """Header of the book account (position slots and tree nodes follow it)."""
 
     address: Pubkey
     market: Pubkey
     capacity: int
+    slots_used: int
+    free_slot: int
+    nodes_used: int
+    free_node: int
+    garbage: int
+    roots: tuple[int, int]
+    counts: tuple[int, int]
+    garbage_count: int
 
 
 def _decode(name: str, data: bytes) -> Any:
@@ -114,6 +178,13 @@ def decode_market(address: Pubkey, data: bytes) -> Market:
     return market
 
 
+def decode_user(address: Pubkey, data: bytes) -> User:
+    c = _decode("User", data)
+    refs = tuple(PositionRef(r.slot, r.generation) for r in c.positions)
+    user: User = _build(User, address, c, positions=refs)
+    return user
+
+
 def decode_oracle(address: Pubkey, data: bytes) -> Oracle:
     oracle: Oracle = _build(Oracle, address, _decode("Oracle", data))
     return oracle
@@ -122,11 +193,13 @@ def decode_oracle(address: Pubkey, data: bytes) -> Oracle:
 def decode_book_header(address: Pubkey, data: bytes) -> BookHeader:
     # Only the header is decoded here: the book may be megabytes long.
     header = bytes(data[: perps_idl().constant("BOOK_HEADER_SIZE")])
-    book: BookHeader = _build(BookHeader, address, _decode("Book", header))
+    c = _decode("Book", header)
+    book: BookHeader = _build(BookHeader, address, c, roots=tuple(c.roots), counts=tuple(c.counts))
     return book
 
 
 def book_account_size(capacity: int) -> int:
-    """Bytes of a book account holding ``capacity`` positions."""
+    """Bytes of a book account holding ``capacity`` positions (header, slots, tree nodes)."""
     idl = perps_idl()
-    return idl.constant("BOOK_HEADER_SIZE") + capacity * idl.constant("BOOK_SLOT_SIZE")
+    per_position = idl.constant("BOOK_SLOT_SIZE") + idl.constant("BOOK_NODE_SIZE")
+    return idl.constant("BOOK_HEADER_SIZE") + capacity * per_position

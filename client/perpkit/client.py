@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+import numpy as np
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -24,19 +26,24 @@ from perpkit.accounts import (
     Market,
     MarketParams,
     Oracle,
+    User,
     book_account_size,
     decode_book_header,
     decode_market,
     decode_oracle,
+    decode_user,
 )
 from perpkit.backends.base import Backend, ChainClock, TxResult
 from perpkit.backends.litesvm import LiteSvmBackend
+from perpkit.book import Book
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed, program_error
 from perpkit.idl import PROGRAM_ID
+from perpkit.positions import Position, Side, project_funding
 from perpkit.resources import program_path
 
 LAMPORTS_PER_SOL = 1_000_000_000
+U64_MAX = 2**64 - 1
 DEFAULT_BOOK_CAPACITY = 1024
 
 
@@ -361,3 +368,187 @@ class Client:
         )
         await self.send([allocate, init], [signer, book])
         return pda.market_address(signer.pubkey(), market_id, self.program_id)
+
+    # -- users and collateral -----------------------------------------------------
+    def user_address(self, market: Pubkey, owner: Pubkey | None = None) -> Pubkey:
+        return pda.user_address(market, owner or self.payer.pubkey(), self.program_id)
+
+    async def create_user(self, market: Pubkey, owner: Keypair | None = None) -> Pubkey:
+        """The owner's user account in ``market`` (created; the owner pays rent)."""
+        signer = owner or self.payer
+        await self.send([ix.create_user(owner=signer.pubkey(), market=market, program_id=self.program_id)], [signer])
+        return self.user_address(market, signer.pubkey())
+
+    async def fetch_user(self, market: Pubkey, owner: Pubkey | None = None) -> User:
+        address = self.user_address(market, owner)
+        return decode_user(address, await self._data(address, "user account"))
+
+    async def _token_account(self, market: Market, owner: Pubkey, given: Pubkey | None) -> Pubkey:
+        return given or spl_token.associated_token_address(owner, market.quote_mint)
+
+    async def deposit(
+        self, market: Pubkey, amount: int, *, owner: Keypair | None = None, token_account: Pubkey | None = None
+    ) -> TxResult:
+        """Move ``amount`` quote atoms from the owner's token account (default: its ATA) to free collateral."""
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        source = await self._token_account(m, signer.pubkey(), token_account)
+        instruction = ix.deposit(owner=signer.pubkey(), market=market, owner_token=source, vault=m.vault,
+                                 amount=amount, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    async def withdraw(
+        self, market: Pubkey, amount: int, *, owner: Keypair | None = None, token_account: Pubkey | None = None
+    ) -> TxResult:
+        """Move ``amount`` of free collateral back to the owner's token account (default: its ATA)."""
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        target = await self._token_account(m, signer.pubkey(), token_account)
+        instruction = ix.withdraw(owner=signer.pubkey(), market=market, owner_token=target, vault=m.vault,
+                                  amount=amount, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    # -- admin ----------------------------------------------------------------------
+    async def _fund(
+        self, market: Pubkey, amount: int, admin: Keypair | None, token_account: Pubkey | None, pool: bool
+    ) -> TxResult:
+        signer = admin or self.payer
+        m = await self.fetch_market(market)
+        source = await self._token_account(m, signer.pubkey(), token_account)
+        build = ix.fund_pool if pool else ix.fund_insurance
+        instruction = build(admin=signer.pubkey(), market=market, admin_token=source, vault=m.vault,
+                            amount=amount, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    async def fund_pool(
+        self, market: Pubkey, amount: int, *, admin: Keypair | None = None, token_account: Pubkey | None = None
+    ) -> TxResult:
+        """Admin: add ``amount`` quote atoms to the pool (the counterparty of every trade)."""
+        return await self._fund(market, amount, admin, token_account, pool=True)
+
+    async def fund_insurance(
+        self, market: Pubkey, amount: int, *, admin: Keypair | None = None, token_account: Pubkey | None = None
+    ) -> TxResult:
+        """Admin: add ``amount`` quote atoms to the insurance fund."""
+        return await self._fund(market, amount, admin, token_account, pool=False)
+
+    async def update_market_params(
+        self, market: Pubkey, params: MarketParams, *, admin: Keypair | None = None
+    ) -> TxResult:
+        signer = admin or self.payer
+        instruction = ix.update_market_params(
+            admin=signer.pubkey(), market=market, params=params, program_id=self.program_id
+        )
+        return await self.send([instruction], [signer])
+
+    async def set_paused(self, market: Pubkey, paused: bool, *, admin: Keypair | None = None) -> TxResult:
+        signer = admin or self.payer
+        instruction = ix.set_paused(admin=signer.pubkey(), market=market, paused=paused, program_id=self.program_id)
+        return await self.send([instruction], [signer])
+
+    async def update_funding(self, market: Pubkey) -> TxResult:
+        """Permissionless: read the oracle and bring funding up to date."""
+        m = await self.fetch_market(market)
+        return await self.send([ix.update_funding(market=market, oracle=m.oracle, program_id=self.program_id)])
+
+    # -- trading --------------------------------------------------------------------
+    async def open_position(
+        self,
+        market: Pubkey,
+        side: int,
+        size: int,
+        collateral: int,
+        *,
+        worst_price: int | None = None,
+        owner: Keypair | None = None,
+    ) -> Position:
+        """Open a position and return it.
+
+        ``side`` is ``Side.LONG``/``Side.SHORT``; ``size`` in base atoms,
+        ``collateral`` in quote atoms. ``worst_price`` bounds the fill price
+        (default: none).
+        """
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        before = {r.slot for r in (await self.fetch_user(market, signer.pubkey())).open_refs}
+        limit = worst_price if worst_price is not None else (U64_MAX if side == Side.LONG else 0)
+        instruction = ix.open_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
+                                       side=int(side), size=size, collateral=collateral, worst_price=limit,
+                                       program_id=self.program_id)  # fmt: skip
+        await self.send([instruction], [signer])
+        user = await self.fetch_user(market, signer.pubkey())
+        (slot,) = [r.slot for r in user.open_refs if r.slot not in before]
+        return await self.fetch_position(market, slot, owner=signer.pubkey())
+
+    async def close_position(
+        self, market: Pubkey, slot: int, *, worst_price: int | None = None, owner: Keypair | None = None
+    ) -> TxResult:
+        """Close the position in ``slot``; PnL, funding and fee settle into free collateral."""
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        if worst_price is None:
+            book = await self.fetch_book(market)
+            worst_price = U64_MAX if int(book.slots[slot]["side"]) == Side.SHORT else 0
+        instruction = ix.close_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
+                                        position=slot, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    async def add_margin(self, market: Pubkey, slot: int, amount: int, *, owner: Keypair | None = None) -> TxResult:
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=slot, amount=amount,
+                                    program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    async def remove_margin(self, market: Pubkey, slot: int, amount: int, *, owner: Keypair | None = None) -> TxResult:
+        signer = owner or self.payer
+        m = await self.fetch_market(market)
+        instruction = ix.remove_margin(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
+                                       position=slot, amount=amount, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction], [signer])
+
+    # -- reading the book --------------------------------------------------------------
+    async def fetch_book(self, market: Pubkey) -> Book:
+        m = await self.fetch_market(market)
+        return Book.decode(m.book, await self._data(m.book, "book"))
+
+    async def fetch_position(self, market: Pubkey, slot: int, *, owner: Pubkey | None = None) -> Position:
+        """The position in ``slot``, with funding brought up to the cluster's now."""
+        m = project_funding(await self.fetch_market(market), await self.now())
+        book = Book.decode(m.book, await self._data(m.book, "book"))
+        return _position(m, book, slot, book.live_mask(), owner)
+
+    async def positions(self, market: Pubkey, owner: Pubkey | None = None) -> list[Position]:
+        """Every open or liquidated-but-uncleared position of the market, or of one owner."""
+        m = project_funding(await self.fetch_market(market), await self.now())
+        book = Book.decode(m.book, await self._data(m.book, "book"))
+        live = book.live_mask()
+        if owner is None:
+            used = book.header.slots_used
+            slots = [int(s) for s in np.nonzero(book.slots["status"][:used] == 1)[0]]
+            return [_position(m, book, s, live, None) for s in slots]
+        user = await self.fetch_user(market, owner)
+        found = []
+        for ref in user.open_refs:
+            position = _position(m, book, ref.slot, live, owner)
+            if position.generation != ref.generation:  # the slot was collected and reused
+                position = replace(position, generation=ref.generation, liquidated=True)
+            found.append(position)
+        return found
+
+
+def _position(market: Market, book: Book, slot: int, live: Any, owner: Pubkey | None) -> Position:
+    s = book.slots[slot]
+    return Position(
+        market=market,
+        slot=slot,
+        generation=int(s["generation"]),
+        side=int(s["side"]),
+        size=int(s["size"]),
+        collateral=int(s["collateral"]),
+        entry_price=int(s["entry_price"]),
+        funding_at_open=book.funding_at_open(slot),
+        key=book.key(slot),
+        liquidated=not bool(live[slot]),
+        owner=owner,
+    )

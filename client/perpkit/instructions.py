@@ -172,3 +172,112 @@ def set_oracle_price(
         {"price": price, "conf": conf, "publish_time": publish_time},
         program_id,
     )
+
+
+def create_user(*, owner: Pubkey, market: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    """Create ``PDA("user", market, owner)``; the owner signs and pays."""
+    user = pda.user_address(market, owner, program_id)
+    return build_instruction("create_user", {"owner": owner, "market": market, "user": user}, {}, program_id)
+
+
+def deposit(
+    *, owner: Pubkey, market: Pubkey, owner_token: Pubkey, vault: Pubkey, amount: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    accounts = {"owner": owner, "market": market, "user": pda.user_address(market, owner, program_id),
+                "owner_token": owner_token, "vault": vault}  # fmt: skip
+    return build_instruction("deposit", accounts, {"amount": amount}, program_id)
+
+
+def withdraw(
+    *, owner: Pubkey, market: Pubkey, owner_token: Pubkey, vault: Pubkey, amount: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    accounts = {"owner": owner, "market": market, "user": pda.user_address(market, owner, program_id),
+                "owner_token": owner_token, "vault": vault,
+                "market_authority": pda.market_authority_address(market, program_id)}  # fmt: skip
+    return build_instruction("withdraw", accounts, {"amount": amount}, program_id)
+
+
+def fund_pool(
+    *, admin: Pubkey, market: Pubkey, admin_token: Pubkey, vault: Pubkey, amount: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    accounts = {"admin": admin, "market": market, "admin_token": admin_token, "vault": vault}
+    return build_instruction("fund_pool", accounts, {"amount": amount}, program_id)
+
+
+def fund_insurance(
+    *, admin: Pubkey, market: Pubkey, admin_token: Pubkey, vault: Pubkey, amount: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    accounts = {"admin": admin, "market": market, "admin_token": admin_token, "vault": vault}
+    return build_instruction("fund_insurance", accounts, {"amount": amount}, program_id)
+
+
+def update_market_params(
+    *, admin: Pubkey, market: Pubkey, params: MarketParams, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    return build_instruction("update_market_params", {"admin": admin, "market": market}, {"params": params}, program_id)
+
+
+def set_paused(*, admin: Pubkey, market: Pubkey, paused: bool, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    return build_instruction("set_paused", {"admin": admin, "market": market}, {"paused": paused}, program_id)
+
+
+def _trader_accounts(owner: Pubkey, market: Pubkey, book: Pubkey, program_id: Pubkey) -> dict[str, Pubkey]:
+    return {"owner": owner, "market": market, "user": pda.user_address(market, owner, program_id), "book": book}
+
+
+def open_position(
+    *,
+    owner: Pubkey,
+    market: Pubkey,
+    book: Pubkey,
+    oracle: Pubkey,
+    side: int,
+    size: int,
+    collateral: int,
+    worst_price: int,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
+    """Open a position: ``side`` 0 long / 1 short, ``size`` in base atoms, ``collateral`` in quote atoms."""
+    accounts = {**_trader_accounts(owner, market, book, program_id), "oracle": oracle}
+    args = {"side": side, "size": size, "collateral": collateral, "worst_price": worst_price}
+    return build_instruction("open_position", accounts, args, program_id)
+
+
+def close_position(
+    *,
+    owner: Pubkey,
+    market: Pubkey,
+    book: Pubkey,
+    oracle: Pubkey,
+    position: int,
+    worst_price: int,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
+    accounts = {**_trader_accounts(owner, market, book, program_id), "oracle": oracle}
+    return build_instruction("close_position", accounts, {"position": position, "worst_price": worst_price}, program_id)
+
+
+def add_margin(
+    *, owner: Pubkey, market: Pubkey, book: Pubkey, position: int, amount: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    accounts = _trader_accounts(owner, market, book, program_id)
+    return build_instruction("add_margin", accounts, {"position": position, "amount": amount}, program_id)
+
+
+def remove_margin(
+    *,
+    owner: Pubkey,
+    market: Pubkey,
+    book: Pubkey,
+    oracle: Pubkey,
+    position: int,
+    amount: int,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
+    accounts = {**_trader_accounts(owner, market, book, program_id), "oracle": oracle}
+    return build_instruction("remove_margin", accounts, {"position": position, "amount": amount}, program_id)
+
+
+def update_funding(*, market: Pubkey, oracle: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    """Permissionless: read the oracle and bring the funding indices up to date."""
+    return build_instruction("update_funding", {"market": market, "oracle": oracle}, {}, program_id)

@@ -36,3 +36,8 @@ def vault_address(market: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
 def oracle_address(authority: Pubkey, oracle_id: int, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
     """``PDA("oracle", authority, oracle_id as u32 LE)``: a test oracle."""
     return Pubkey.find_program_address([b"oracle", bytes(authority), _u32(oracle_id, "oracle_id")], program_id)[0]
+
+
+def user_address(market: Pubkey, owner: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Pubkey:
+    """``PDA("user", market, owner)``: a trader's account in a market."""
+    return Pubkey.find_program_address([b"user", bytes(market), bytes(owner)], program_id)[0]

@@ -182,6 +182,142 @@ class TooManyAccounts(ProgramError):
     error_msg = "More accounts than the program accepts in one instruction"
 
 
+class MarketPaused(ProgramError):
+    """The market is paused: fills are stopped."""
+
+    code = 6022
+    error_name = "MarketPaused"
+    error_msg = "The market is paused: fills are stopped"
+
+
+class InvalidSize(ProgramError):
+    """The size must be positive."""
+
+    code = 6023
+    error_name = "InvalidSize"
+    error_msg = "The size must be positive"
+
+
+class InvalidAmount(ProgramError):
+    """The amount must be positive."""
+
+    code = 6024
+    error_name = "InvalidAmount"
+    error_msg = "The amount must be positive"
+
+
+class InvalidSide(ProgramError):
+    """The side must be 0 (long) or 1 (short)."""
+
+    code = 6025
+    error_name = "InvalidSide"
+    error_msg = "The side must be 0 (long) or 1 (short)"
+
+
+class InsufficientFreeCollateral(ProgramError):
+    """Not enough free collateral."""
+
+    code = 6026
+    error_name = "InsufficientFreeCollateral"
+    error_msg = "Not enough free collateral"
+
+
+class InitialMarginNotMet(ProgramError):
+    """The collateral is below the initial margin requirement."""
+
+    code = 6027
+    error_name = "InitialMarginNotMet"
+    error_msg = "The collateral is below the initial margin requirement"
+
+
+class WouldBeLiquidatable(ProgramError):
+    """The position would be liquidatable at the index price."""
+
+    code = 6028
+    error_name = "WouldBeLiquidatable"
+    error_msg = "The position would be liquidatable at the index price"
+
+
+class SlippageExceeded(ProgramError):
+    """The fill price is worse than the worst acceptable price."""
+
+    code = 6029
+    error_name = "SlippageExceeded"
+    error_msg = "The fill price is worse than the worst acceptable price"
+
+
+class PriceBandBreached(ProgramError):
+    """The mark after the fill is outside the price band around the EWMA."""
+
+    code = 6030
+    error_name = "PriceBandBreached"
+    error_msg = "The mark after the fill is outside the price band around the EWMA"
+
+
+class SkewLimitExceeded(ProgramError):
+    """The fill would push the skew-adjusted price to zero or below."""
+
+    code = 6031
+    error_name = "SkewLimitExceeded"
+    error_msg = "The fill would push the skew-adjusted price to zero or below"
+
+
+class PositionNotFound(ProgramError):
+    """The user account has no position in that slot."""
+
+    code = 6032
+    error_name = "PositionNotFound"
+    error_msg = "The user account has no position in that slot"
+
+
+class PositionLiquidated(ProgramError):
+    """The position has been liquidated; it can only be cleared."""
+
+    code = 6033
+    error_name = "PositionLiquidated"
+    error_msg = "The position has been liquidated; it can only be cleared"
+
+
+class TooManyPositions(ProgramError):
+    """The user account has no free position reference."""
+
+    code = 6034
+    error_name = "TooManyPositions"
+    error_msg = "The user account has no free position reference"
+
+
+class BookFull(ProgramError):
+    """The book has no free slot."""
+
+    code = 6035
+    error_name = "BookFull"
+    error_msg = "The book has no free slot"
+
+
+class InsufficientPoolBalance(ProgramError):
+    """The pool cannot pay this out."""
+
+    code = 6036
+    error_name = "InsufficientPoolBalance"
+    error_msg = "The pool cannot pay this out"
+
+
+class PositionUnderwater(ProgramError):
+    """The position's collateral would not cover its funding."""
+
+    code = 6037
+    error_name = "PositionUnderwater"
+    error_msg = "The position's collateral would not cover its funding"
+
+
+class WrongMarket(ProgramError):
+    """The account belongs to another market."""
+
+    code = 6038
+    error_name = "WrongMarket"
+    error_msg = "The account belongs to another market"
+
+
 ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     UnknownInstruction.code: UnknownInstruction,
     InvalidInstructionData.code: InvalidInstructionData,
@@ -205,6 +341,23 @@ ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     OracleConfidenceTooWide.code: OracleConfidenceTooWide,
     CpiFailed.code: CpiFailed,
     TooManyAccounts.code: TooManyAccounts,
+    MarketPaused.code: MarketPaused,
+    InvalidSize.code: InvalidSize,
+    InvalidAmount.code: InvalidAmount,
+    InvalidSide.code: InvalidSide,
+    InsufficientFreeCollateral.code: InsufficientFreeCollateral,
+    InitialMarginNotMet.code: InitialMarginNotMet,
+    WouldBeLiquidatable.code: WouldBeLiquidatable,
+    SlippageExceeded.code: SlippageExceeded,
+    PriceBandBreached.code: PriceBandBreached,
+    SkewLimitExceeded.code: SkewLimitExceeded,
+    PositionNotFound.code: PositionNotFound,
+    PositionLiquidated.code: PositionLiquidated,
+    TooManyPositions.code: TooManyPositions,
+    BookFull.code: BookFull,
+    InsufficientPoolBalance.code: InsufficientPoolBalance,
+    PositionUnderwater.code: PositionUnderwater,
+    WrongMarket.code: WrongMarket,
 }
 
 __all__ = [
@@ -230,5 +383,22 @@ __all__ = [
     "OracleConfidenceTooWide",
     "CpiFailed",
     "TooManyAccounts",
+    "MarketPaused",
+    "InvalidSize",
+    "InvalidAmount",
+    "InvalidSide",
+    "InsufficientFreeCollateral",
+    "InitialMarginNotMet",
+    "WouldBeLiquidatable",
+    "SlippageExceeded",
+    "PriceBandBreached",
+    "SkewLimitExceeded",
+    "PositionNotFound",
+    "PositionLiquidated",
+    "TooManyPositions",
+    "BookFull",
+    "InsufficientPoolBalance",
+    "PositionUnderwater",
+    "WrongMarket",
     "ERRORS_BY_CODE",
 ]

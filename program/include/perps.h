@@ -4,7 +4,9 @@
 #ifndef PERPS_H
 #define PERPS_H
 
+#include "book.h"
 #include "perps_idl.h"
+#include "risk.h"
 #include "sol/cpi.h"
 #include "sol/entrypoint.h"
 #include "sol/mem.h"
@@ -13,8 +15,7 @@
 /* Most accounts one instruction may pass. */
 #define PERPS_MAX_ACCOUNTS 32
 
-/* 0 on success, else a program error code (PERPS_ERR_*). */
-typedef uint64_t PerpsResult;
+/* PerpsResult (0 or a PERPS_ERR_* code) comes from risk.h. */
 
 #define TRY(expr)                 \
   do {                            \
@@ -70,11 +71,46 @@ typedef struct {
  * lamports to the address (CreateAccount alone would refuse it). */
 PerpsResult system_create_pda(Ctx *ctx, const CreatePda *spec);
 
+/* ---- market.c: the state every market instruction shares ---- */
+/* Limits beyond SPEC's own: skew scale below 2^62 (so 2K fits in u64), funding
+ * at most 100% a day, an EWMA window of at most a week. */
+bool market_params_valid(const PerpsMarketParams *p);
+/* The market account at `index`: ours, a Market, and writable if `writable`. */
+PerpsResult market_load(Ctx *ctx, uint64_t index, PerpsMarket **out);
+/* The clock, then funding brought up to now at the last index price. */
+PerpsResult market_touch(Ctx *ctx, PerpsMarket *m, int64_t *now);
+/* Read the market's oracle at `index` (all SPEC 3 checks), update the EWMA
+ * and last index price; the index price in *price. */
+PerpsResult market_read_oracle(Ctx *ctx, PerpsMarket *m, uint64_t index, int64_t now, uint64_t *price);
+/* The book at `index`, which must be the market's. */
+PerpsResult market_book(Ctx *ctx, uint64_t index, const PerpsMarket *m, Book *out);
+/* The user account at `user`, of the market at `market` and the signer at `owner`. */
+PerpsResult user_load(Ctx *ctx, uint64_t user, uint64_t market, uint64_t owner, PerpsUser **out);
+/* The signer at `admin` is the market's admin. */
+PerpsResult require_admin(Ctx *ctx, uint64_t admin, const PerpsMarket *m);
+/* The user's reference to `slot`: PositionNotFound if it has none,
+ * PositionLiquidated if that position is no longer live. */
+PerpsResult user_position(Ctx *ctx, PerpsUser *u, const Book *b, uint32_t slot, uint32_t *ref);
+/* The position in `slot` as the risk engine sees it. */
+void position_terms(const PerpsPositionSlot *p, PositionTerms *out);
+/* The market's vault at `index`. */
+PerpsResult require_vault(Ctx *ctx, uint64_t index, const PerpsMarket *m);
+
 /* ---- token.c ---- */
 #define SPL_TOKEN_ACCOUNT_SIZE 165
 #define SPL_MINT_SIZE 82
 /* InitializeAccount3: make `account` a token account of `mint` owned by `owner`. */
 PerpsResult token_initialize_account(Ctx *ctx, uint64_t account, uint64_t mint, const SolPubkey *owner);
+/* Transfer `amount` tokens; `seeds` signs for a PDA authority (NULL: the
+ * authority account signed the transaction). */
+typedef struct {
+  uint64_t from;
+  uint64_t to;
+  uint64_t authority;
+  uint64_t amount;
+  const SolSignerSeeds *seeds;
+} TokenTransfer;
+PerpsResult token_transfer(Ctx *ctx, const TokenTransfer *t);
 /* The account is an initialized mint of the token program; its decimals. */
 PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals);
 

@@ -9,10 +9,15 @@
 
 /* ---- constants ---- */
 #define PERPS_BOOK_HEADER_SIZE (136ULL)
-#define PERPS_BOOK_SLOT_SIZE (152ULL)
-#define PERPS_MAX_BOOK_CAPACITY (65536ULL)
+#define PERPS_BOOK_SLOT_SIZE (72ULL)
+#define PERPS_BOOK_NODE_SIZE (64ULL)
+#define PERPS_MAX_BOOK_CAPACITY (76800ULL)
 #define PERPS_ORACLE_EXPO (-6LL)
 #define PERPS_QUOTE_DECIMALS (6ULL)
+#define PERPS_MAX_USER_POSITIONS (32ULL)
+#define PERPS_FUNDING_SCALE (1000000ULL)
+#define PERPS_SIDE_LONG (0ULL)
+#define PERPS_SIDE_SHORT (1ULL)
 
 /* ---- errors (custom program error codes) ---- */
 enum {
@@ -38,13 +43,30 @@ enum {
   PERPS_ERR_ORACLE_CONFIDENCE_TOO_WIDE = 6019, /* The oracle confidence interval is wider than the market allows */
   PERPS_ERR_CPI_FAILED = 6020, /* A cross-program invocation failed */
   PERPS_ERR_TOO_MANY_ACCOUNTS = 6021, /* More accounts than the program accepts in one instruction */
+  PERPS_ERR_MARKET_PAUSED = 6022, /* The market is paused: fills are stopped */
+  PERPS_ERR_INVALID_SIZE = 6023, /* The size must be positive */
+  PERPS_ERR_INVALID_AMOUNT = 6024, /* The amount must be positive */
+  PERPS_ERR_INVALID_SIDE = 6025, /* The side must be 0 (long) or 1 (short) */
+  PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL = 6026, /* Not enough free collateral */
+  PERPS_ERR_INITIAL_MARGIN_NOT_MET = 6027, /* The collateral is below the initial margin requirement */
+  PERPS_ERR_WOULD_BE_LIQUIDATABLE = 6028, /* The position would be liquidatable at the index price */
+  PERPS_ERR_SLIPPAGE_EXCEEDED = 6029, /* The fill price is worse than the worst acceptable price */
+  PERPS_ERR_PRICE_BAND_BREACHED = 6030, /* The mark after the fill is outside the price band around the EWMA */
+  PERPS_ERR_SKEW_LIMIT_EXCEEDED = 6031, /* The fill would push the skew-adjusted price to zero or below */
+  PERPS_ERR_POSITION_NOT_FOUND = 6032, /* The user account has no position in that slot */
+  PERPS_ERR_POSITION_LIQUIDATED = 6033, /* The position has been liquidated; it can only be cleared */
+  PERPS_ERR_TOO_MANY_POSITIONS = 6034, /* The user account has no free position reference */
+  PERPS_ERR_BOOK_FULL = 6035, /* The book has no free slot */
+  PERPS_ERR_INSUFFICIENT_POOL_BALANCE = 6036, /* The pool cannot pay this out */
+  PERPS_ERR_POSITION_UNDERWATER = 6037, /* The position's collateral would not cover its funding */
+  PERPS_ERR_WRONG_MARKET = 6038, /* The account belongs to another market */
 };
 #define PERPS_ERROR_FIRST 6000
-#define PERPS_ERROR_COUNT 22
-static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0";
-static const uint16_t PERPS_ERROR_NAMES_OFFSETS[22] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375};
-static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0";
-static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[22] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989};
+#define PERPS_ERROR_COUNT 39
+static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0";
+static const uint16_t PERPS_ERROR_NAMES_OFFSETS[39] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667};
+static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0";
+static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[39] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759};
 
 /* ---- types ---- */
 /* Risk parameters of a market (SPEC sections 3-6). */
@@ -87,8 +109,24 @@ typedef struct {
   uint8_t vault_bump; /* offset 210 */
   uint8_t paused; /* offset 211 */
   uint8_t padding[4]; /* offset 212 */
+  uint64_t oi_long; /* offset 216 */
+  uint64_t oi_short; /* offset 224 */
+  uint64_t ewma_price; /* offset 232 */
+  int64_t ewma_updated_at; /* offset 240 */
+  uint64_t last_index_price; /* offset 248 */
+  int64_t funding_updated_at; /* offset 256 */
+  PkU128 funding_index_long; /* offset 264 */
+  PkU128 funding_index_short; /* offset 280 */
+  uint64_t pool_balance; /* offset 296 */
+  uint64_t insurance_balance; /* offset 304 */
+  uint64_t total_free_collateral; /* offset 312 */
+  uint64_t total_position_collateral; /* offset 320 */
+  uint64_t fees_collected; /* offset 328 */
+  uint64_t positions_opened; /* offset 336 */
+  uint64_t positions_closed; /* offset 344 */
+  PkU128 volume; /* offset 352 */
 } PerpsMarket;
-_Static_assert(sizeof(PerpsMarket) == 216, "PerpsMarket layout must match borsh");
+_Static_assert(sizeof(PerpsMarket) == 368, "PerpsMarket layout must match borsh");
 _Static_assert(offsetof(PerpsMarket, admin) == 0, "PerpsMarket.admin offset");
 _Static_assert(offsetof(PerpsMarket, quote_mint) == 32, "PerpsMarket.quote_mint offset");
 _Static_assert(offsetof(PerpsMarket, vault) == 64, "PerpsMarket.vault offset");
@@ -103,6 +141,22 @@ _Static_assert(offsetof(PerpsMarket, authority_bump) == 209, "PerpsMarket.author
 _Static_assert(offsetof(PerpsMarket, vault_bump) == 210, "PerpsMarket.vault_bump offset");
 _Static_assert(offsetof(PerpsMarket, paused) == 211, "PerpsMarket.paused offset");
 _Static_assert(offsetof(PerpsMarket, padding) == 212, "PerpsMarket.padding offset");
+_Static_assert(offsetof(PerpsMarket, oi_long) == 216, "PerpsMarket.oi_long offset");
+_Static_assert(offsetof(PerpsMarket, oi_short) == 224, "PerpsMarket.oi_short offset");
+_Static_assert(offsetof(PerpsMarket, ewma_price) == 232, "PerpsMarket.ewma_price offset");
+_Static_assert(offsetof(PerpsMarket, ewma_updated_at) == 240, "PerpsMarket.ewma_updated_at offset");
+_Static_assert(offsetof(PerpsMarket, last_index_price) == 248, "PerpsMarket.last_index_price offset");
+_Static_assert(offsetof(PerpsMarket, funding_updated_at) == 256, "PerpsMarket.funding_updated_at offset");
+_Static_assert(offsetof(PerpsMarket, funding_index_long) == 264, "PerpsMarket.funding_index_long offset");
+_Static_assert(offsetof(PerpsMarket, funding_index_short) == 280, "PerpsMarket.funding_index_short offset");
+_Static_assert(offsetof(PerpsMarket, pool_balance) == 296, "PerpsMarket.pool_balance offset");
+_Static_assert(offsetof(PerpsMarket, insurance_balance) == 304, "PerpsMarket.insurance_balance offset");
+_Static_assert(offsetof(PerpsMarket, total_free_collateral) == 312, "PerpsMarket.total_free_collateral offset");
+_Static_assert(offsetof(PerpsMarket, total_position_collateral) == 320, "PerpsMarket.total_position_collateral offset");
+_Static_assert(offsetof(PerpsMarket, fees_collected) == 328, "PerpsMarket.fees_collected offset");
+_Static_assert(offsetof(PerpsMarket, positions_opened) == 336, "PerpsMarket.positions_opened offset");
+_Static_assert(offsetof(PerpsMarket, positions_closed) == 344, "PerpsMarket.positions_closed offset");
+_Static_assert(offsetof(PerpsMarket, volume) == 352, "PerpsMarket.volume offset");
 
 /* Program-owned test oracle; prices have 6 implied decimals (expo -6), like a Pyth price scaled to 6 decimals. */
 typedef struct {
@@ -125,16 +179,106 @@ _Static_assert(offsetof(PerpsOracle, oracle_id) == 60, "PerpsOracle.oracle_id of
 _Static_assert(offsetof(PerpsOracle, bump) == 64, "PerpsOracle.bump offset");
 _Static_assert(offsetof(PerpsOracle, padding) == 65, "PerpsOracle.padding offset");
 
-/* Header of the book account; position slots follow it (BOOK_SLOT_SIZE bytes each). */
+/* Header of the book account. After it: capacity position slots (PositionSlot), then capacity tree nodes (TreeNode). See docs/risk-engine.md. */
 typedef struct {
   SolPubkey market; /* offset 0 */
   uint32_t capacity; /* offset 32 */
-  uint8_t padding[92]; /* offset 36 */
+  uint32_t slots_used; /* offset 36 */
+  uint32_t free_slot; /* offset 40 */
+  uint32_t nodes_used; /* offset 44 */
+  uint32_t free_node; /* offset 48 */
+  uint32_t garbage; /* offset 52 */
+  uint32_t roots[2]; /* offset 56 */
+  uint32_t counts[2]; /* offset 64 */
+  uint32_t garbage_count; /* offset 72 */
+  uint8_t padding[52]; /* offset 76 */
 } PerpsBook;
 _Static_assert(sizeof(PerpsBook) == 128, "PerpsBook layout must match borsh");
 _Static_assert(offsetof(PerpsBook, market) == 0, "PerpsBook.market offset");
 _Static_assert(offsetof(PerpsBook, capacity) == 32, "PerpsBook.capacity offset");
-_Static_assert(offsetof(PerpsBook, padding) == 36, "PerpsBook.padding offset");
+_Static_assert(offsetof(PerpsBook, slots_used) == 36, "PerpsBook.slots_used offset");
+_Static_assert(offsetof(PerpsBook, free_slot) == 40, "PerpsBook.free_slot offset");
+_Static_assert(offsetof(PerpsBook, nodes_used) == 44, "PerpsBook.nodes_used offset");
+_Static_assert(offsetof(PerpsBook, free_node) == 48, "PerpsBook.free_node offset");
+_Static_assert(offsetof(PerpsBook, garbage) == 52, "PerpsBook.garbage offset");
+_Static_assert(offsetof(PerpsBook, roots) == 56, "PerpsBook.roots offset");
+_Static_assert(offsetof(PerpsBook, counts) == 64, "PerpsBook.counts offset");
+_Static_assert(offsetof(PerpsBook, garbage_count) == 72, "PerpsBook.garbage_count offset");
+_Static_assert(offsetof(PerpsBook, padding) == 76, "PerpsBook.padding offset");
+
+/* A user's reference to a book slot; generation tells a reused slot apart. */
+typedef struct {
+  uint32_t slot; /* offset 0 */
+  uint32_t generation; /* offset 4 */
+} PerpsPositionRef;
+_Static_assert(sizeof(PerpsPositionRef) == 8, "PerpsPositionRef layout must match borsh");
+_Static_assert(offsetof(PerpsPositionRef, slot) == 0, "PerpsPositionRef.slot offset");
+_Static_assert(offsetof(PerpsPositionRef, generation) == 4, "PerpsPositionRef.generation offset");
+
+/* A trader's account in one market (PDA of market and owner). */
+typedef struct {
+  SolPubkey market; /* offset 0 */
+  SolPubkey owner; /* offset 32 */
+  uint64_t free_collateral; /* offset 64 */
+  uint8_t bump; /* offset 72 */
+  uint8_t position_count; /* offset 73 */
+  uint8_t padding[6]; /* offset 74 */
+  PerpsPositionRef positions[32]; /* offset 80 */
+} PerpsUser;
+_Static_assert(sizeof(PerpsUser) == 336, "PerpsUser layout must match borsh");
+_Static_assert(offsetof(PerpsUser, market) == 0, "PerpsUser.market offset");
+_Static_assert(offsetof(PerpsUser, owner) == 32, "PerpsUser.owner offset");
+_Static_assert(offsetof(PerpsUser, free_collateral) == 64, "PerpsUser.free_collateral offset");
+_Static_assert(offsetof(PerpsUser, bump) == 72, "PerpsUser.bump offset");
+_Static_assert(offsetof(PerpsUser, position_count) == 73, "PerpsUser.position_count offset");
+_Static_assert(offsetof(PerpsUser, padding) == 74, "PerpsUser.padding offset");
+_Static_assert(offsetof(PerpsUser, positions) == 80, "PerpsUser.positions offset");
+
+/* A position in the book (72 bytes). */
+typedef struct {
+  PkU128 key; /* offset 0 */
+  PkU128 funding_at_open; /* offset 16 */
+  uint64_t size; /* offset 32 */
+  uint64_t collateral; /* offset 40 */
+  uint64_t entry_price; /* offset 48 */
+  uint32_t generation; /* offset 56 */
+  uint32_t next; /* offset 60 */
+  uint8_t side; /* offset 64 */
+  uint8_t status; /* offset 65 */
+  uint8_t padding[6]; /* offset 66 */
+} PerpsPositionSlot;
+_Static_assert(sizeof(PerpsPositionSlot) == 72, "PerpsPositionSlot layout must match borsh");
+_Static_assert(offsetof(PerpsPositionSlot, key) == 0, "PerpsPositionSlot.key offset");
+_Static_assert(offsetof(PerpsPositionSlot, funding_at_open) == 16, "PerpsPositionSlot.funding_at_open offset");
+_Static_assert(offsetof(PerpsPositionSlot, size) == 32, "PerpsPositionSlot.size offset");
+_Static_assert(offsetof(PerpsPositionSlot, collateral) == 40, "PerpsPositionSlot.collateral offset");
+_Static_assert(offsetof(PerpsPositionSlot, entry_price) == 48, "PerpsPositionSlot.entry_price offset");
+_Static_assert(offsetof(PerpsPositionSlot, generation) == 56, "PerpsPositionSlot.generation offset");
+_Static_assert(offsetof(PerpsPositionSlot, next) == 60, "PerpsPositionSlot.next offset");
+_Static_assert(offsetof(PerpsPositionSlot, side) == 64, "PerpsPositionSlot.side offset");
+_Static_assert(offsetof(PerpsPositionSlot, status) == 65, "PerpsPositionSlot.status offset");
+_Static_assert(offsetof(PerpsPositionSlot, padding) == 66, "PerpsPositionSlot.padding offset");
+
+/* An inner node of a side's crit-bit tree, with its subtree's sums (64 bytes). */
+typedef struct {
+  uint32_t children[2]; /* offset 0 */
+  uint32_t count; /* offset 8 */
+  uint16_t crit; /* offset 12 */
+  uint16_t padding; /* offset 14 */
+  uint64_t collateral; /* offset 16 */
+  uint64_t size; /* offset 24 */
+  PkU128 size_entry; /* offset 32 */
+  PkU128 size_funding; /* offset 48 */
+} PerpsTreeNode;
+_Static_assert(sizeof(PerpsTreeNode) == 64, "PerpsTreeNode layout must match borsh");
+_Static_assert(offsetof(PerpsTreeNode, children) == 0, "PerpsTreeNode.children offset");
+_Static_assert(offsetof(PerpsTreeNode, count) == 8, "PerpsTreeNode.count offset");
+_Static_assert(offsetof(PerpsTreeNode, crit) == 12, "PerpsTreeNode.crit offset");
+_Static_assert(offsetof(PerpsTreeNode, padding) == 14, "PerpsTreeNode.padding offset");
+_Static_assert(offsetof(PerpsTreeNode, collateral) == 16, "PerpsTreeNode.collateral offset");
+_Static_assert(offsetof(PerpsTreeNode, size) == 24, "PerpsTreeNode.size offset");
+_Static_assert(offsetof(PerpsTreeNode, size_entry) == 32, "PerpsTreeNode.size_entry offset");
+_Static_assert(offsetof(PerpsTreeNode, size_funding) == 48, "PerpsTreeNode.size_funding offset");
 
 /* ---- accounts: 8-byte discriminator, then the struct ---- */
 #define PERPS_DISC_MARKET 0x9ac6e30037d5bedbULL
@@ -143,6 +287,8 @@ _Static_assert(offsetof(PerpsBook, padding) == 36, "PerpsBook.padding offset");
 #define PERPS_SIZE_ORACLE (8 + sizeof(PerpsOracle))
 #define PERPS_DISC_BOOK 0xde553e5b23792279ULL
 #define PERPS_SIZE_BOOK (8 + sizeof(PerpsBook))
+#define PERPS_DISC_USER 0xec3a97efe35f759fULL
+#define PERPS_SIZE_USER (8 + sizeof(PerpsUser))
 
 /* ---- instructions ---- */
 #define PERPS_ACC_SIGNER 1
@@ -216,11 +362,257 @@ static inline void perps_decode_set_oracle_price_args(const uint8_t *data, Perps
   __builtin_memcpy(&out->publish_time, data + 16, 8);
 }
 
+/* create_user: Create the owner's user account for a market (PDA of market and owner); the owner pays rent. */
+#define PERPS_IX_CREATE_USER 0xda4b6dfc8282e36cULL
+#define PERPS_CREATE_USER_OWNER 0
+#define PERPS_CREATE_USER_MARKET 1
+#define PERPS_CREATE_USER_USER 2
+#define PERPS_CREATE_USER_SYSTEM_PROGRAM 3
+#define PERPS_CREATE_USER_NUM_ACCOUNTS 4
+static const uint8_t PERPS_CREATE_USER_ACCOUNT_FLAGS[4] = {3, 0, 2, 0};
+static const char PERPS_CREATE_USER_ACCOUNT_NAMES[] = "owner\0market\0user\0system_program\0";
+static const uint16_t PERPS_CREATE_USER_ACCOUNT_NAMES_OFFSETS[4] = {0, 6, 13, 18};
+typedef struct {
+  uint8_t none;
+} PerpsCreateUserArgs;
+#define PERPS_CREATE_USER_ARGS_SIZE 0
+static inline void perps_decode_create_user_args(const uint8_t *data, PerpsCreateUserArgs *out) {
+  (void)data;
+  out->none = 0;
+}
+
+/* deposit: Move quote tokens from the owner's token account into the vault; they become free collateral. */
+#define PERPS_IX_DEPOSIT 0xb6f2e15289c623f2ULL
+#define PERPS_DEPOSIT_OWNER 0
+#define PERPS_DEPOSIT_MARKET 1
+#define PERPS_DEPOSIT_USER 2
+#define PERPS_DEPOSIT_OWNER_TOKEN 3
+#define PERPS_DEPOSIT_VAULT 4
+#define PERPS_DEPOSIT_TOKEN_PROGRAM 5
+#define PERPS_DEPOSIT_NUM_ACCOUNTS 6
+static const uint8_t PERPS_DEPOSIT_ACCOUNT_FLAGS[6] = {1, 2, 2, 2, 2, 0};
+static const char PERPS_DEPOSIT_ACCOUNT_NAMES[] = "owner\0market\0user\0owner_token\0vault\0token_program\0";
+static const uint16_t PERPS_DEPOSIT_ACCOUNT_NAMES_OFFSETS[6] = {0, 6, 13, 18, 30, 36};
+typedef struct {
+  uint64_t amount;
+} PerpsDepositArgs;
+#define PERPS_DEPOSIT_ARGS_SIZE 8
+static inline void perps_decode_deposit_args(const uint8_t *data, PerpsDepositArgs *out) {
+  __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+/* withdraw: Move free collateral out of the vault to the owner's token account (no oracle read). */
+#define PERPS_IX_WITHDRAW 0x22a16d949c4612b7ULL
+#define PERPS_WITHDRAW_OWNER 0
+#define PERPS_WITHDRAW_MARKET 1
+#define PERPS_WITHDRAW_USER 2
+#define PERPS_WITHDRAW_OWNER_TOKEN 3
+#define PERPS_WITHDRAW_VAULT 4
+#define PERPS_WITHDRAW_MARKET_AUTHORITY 5
+#define PERPS_WITHDRAW_TOKEN_PROGRAM 6
+#define PERPS_WITHDRAW_NUM_ACCOUNTS 7
+static const uint8_t PERPS_WITHDRAW_ACCOUNT_FLAGS[7] = {1, 2, 2, 2, 2, 0, 0};
+static const char PERPS_WITHDRAW_ACCOUNT_NAMES[] = "owner\0market\0user\0owner_token\0vault\0market_authority\0token_program\0";
+static const uint16_t PERPS_WITHDRAW_ACCOUNT_NAMES_OFFSETS[7] = {0, 6, 13, 18, 30, 36, 53};
+typedef struct {
+  uint64_t amount;
+} PerpsWithdrawArgs;
+#define PERPS_WITHDRAW_ARGS_SIZE 8
+static inline void perps_decode_withdraw_args(const uint8_t *data, PerpsWithdrawArgs *out) {
+  __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+/* fund_pool: Admin: move quote tokens into the vault as pool balance (the traders' counterparty). */
+#define PERPS_IX_FUND_POOL 0x9f5714b5b0e93924ULL
+#define PERPS_FUND_POOL_ADMIN 0
+#define PERPS_FUND_POOL_MARKET 1
+#define PERPS_FUND_POOL_ADMIN_TOKEN 2
+#define PERPS_FUND_POOL_VAULT 3
+#define PERPS_FUND_POOL_TOKEN_PROGRAM 4
+#define PERPS_FUND_POOL_NUM_ACCOUNTS 5
+static const uint8_t PERPS_FUND_POOL_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
+static const char PERPS_FUND_POOL_ACCOUNT_NAMES[] = "admin\0market\0admin_token\0vault\0token_program\0";
+static const uint16_t PERPS_FUND_POOL_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 25, 31};
+typedef struct {
+  uint64_t amount;
+} PerpsFundPoolArgs;
+#define PERPS_FUND_POOL_ARGS_SIZE 8
+static inline void perps_decode_fund_pool_args(const uint8_t *data, PerpsFundPoolArgs *out) {
+  __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+/* fund_insurance: Admin: move quote tokens into the vault as insurance fund. */
+#define PERPS_IX_FUND_INSURANCE 0x421432c9a225d83aULL
+#define PERPS_FUND_INSURANCE_ADMIN 0
+#define PERPS_FUND_INSURANCE_MARKET 1
+#define PERPS_FUND_INSURANCE_ADMIN_TOKEN 2
+#define PERPS_FUND_INSURANCE_VAULT 3
+#define PERPS_FUND_INSURANCE_TOKEN_PROGRAM 4
+#define PERPS_FUND_INSURANCE_NUM_ACCOUNTS 5
+static const uint8_t PERPS_FUND_INSURANCE_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
+static const char PERPS_FUND_INSURANCE_ACCOUNT_NAMES[] = "admin\0market\0admin_token\0vault\0token_program\0";
+static const uint16_t PERPS_FUND_INSURANCE_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 25, 31};
+typedef struct {
+  uint64_t amount;
+} PerpsFundInsuranceArgs;
+#define PERPS_FUND_INSURANCE_ARGS_SIZE 8
+static inline void perps_decode_fund_insurance_args(const uint8_t *data, PerpsFundInsuranceArgs *out) {
+  __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+/* update_market_params: Admin: replace the market's risk parameters (funding is brought up to date first). */
+#define PERPS_IX_UPDATE_MARKET_PARAMS 0x525caecdbfca7546ULL
+#define PERPS_UPDATE_MARKET_PARAMS_ADMIN 0
+#define PERPS_UPDATE_MARKET_PARAMS_MARKET 1
+#define PERPS_UPDATE_MARKET_PARAMS_NUM_ACCOUNTS 2
+static const uint8_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_FLAGS[2] = {1, 2};
+static const char PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES[] = "admin\0market\0";
+static const uint16_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES_OFFSETS[2] = {0, 6};
+typedef struct {
+  PerpsMarketParams params;
+} PerpsUpdateMarketParamsArgs;
+#define PERPS_UPDATE_MARKET_PARAMS_ARGS_SIZE 32
+static inline void perps_decode_update_market_params_args(const uint8_t *data, PerpsUpdateMarketParamsArgs *out) {
+  __builtin_memcpy(&out->params, data + 0, 32);
+}
+
+/* set_paused: Admin: pause or resume all fills. */
+#define PERPS_IX_SET_PAUSED 0xdaa6e1b0c07d3c5bULL
+#define PERPS_SET_PAUSED_ADMIN 0
+#define PERPS_SET_PAUSED_MARKET 1
+#define PERPS_SET_PAUSED_NUM_ACCOUNTS 2
+static const uint8_t PERPS_SET_PAUSED_ACCOUNT_FLAGS[2] = {1, 2};
+static const char PERPS_SET_PAUSED_ACCOUNT_NAMES[] = "admin\0market\0";
+static const uint16_t PERPS_SET_PAUSED_ACCOUNT_NAMES_OFFSETS[2] = {0, 6};
+typedef struct {
+  uint8_t paused;
+} PerpsSetPausedArgs;
+#define PERPS_SET_PAUSED_ARGS_SIZE 1
+static inline void perps_decode_set_paused_args(const uint8_t *data, PerpsSetPausedArgs *out) {
+  __builtin_memcpy(&out->paused, data + 0, 1);
+}
+
+/* open_position: Open an isolated position against the pool at the skew-adjusted fill price; collateral and the taker fee come from free collateral. */
+#define PERPS_IX_OPEN_POSITION 0x31f0980f4d2f8087ULL
+#define PERPS_OPEN_POSITION_OWNER 0
+#define PERPS_OPEN_POSITION_MARKET 1
+#define PERPS_OPEN_POSITION_USER 2
+#define PERPS_OPEN_POSITION_BOOK 3
+#define PERPS_OPEN_POSITION_ORACLE 4
+#define PERPS_OPEN_POSITION_NUM_ACCOUNTS 5
+static const uint8_t PERPS_OPEN_POSITION_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
+static const char PERPS_OPEN_POSITION_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0oracle\0";
+static const uint16_t PERPS_OPEN_POSITION_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 18, 23};
+typedef struct {
+  uint8_t side;
+  uint64_t size;
+  uint64_t collateral;
+  uint64_t worst_price;
+} PerpsOpenPositionArgs;
+#define PERPS_OPEN_POSITION_ARGS_SIZE 25
+static inline void perps_decode_open_position_args(const uint8_t *data, PerpsOpenPositionArgs *out) {
+  __builtin_memcpy(&out->side, data + 0, 1);
+  __builtin_memcpy(&out->size, data + 1, 8);
+  __builtin_memcpy(&out->collateral, data + 9, 8);
+  __builtin_memcpy(&out->worst_price, data + 17, 8);
+}
+
+/* close_position: Close a position at the skew-adjusted fill price; PnL, funding and fee settle into free collateral. */
+#define PERPS_IX_CLOSE_POSITION 0x626244310051867bULL
+#define PERPS_CLOSE_POSITION_OWNER 0
+#define PERPS_CLOSE_POSITION_MARKET 1
+#define PERPS_CLOSE_POSITION_USER 2
+#define PERPS_CLOSE_POSITION_BOOK 3
+#define PERPS_CLOSE_POSITION_ORACLE 4
+#define PERPS_CLOSE_POSITION_NUM_ACCOUNTS 5
+static const uint8_t PERPS_CLOSE_POSITION_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
+static const char PERPS_CLOSE_POSITION_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0oracle\0";
+static const uint16_t PERPS_CLOSE_POSITION_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 18, 23};
+typedef struct {
+  uint32_t position;
+  uint64_t worst_price;
+} PerpsClosePositionArgs;
+#define PERPS_CLOSE_POSITION_ARGS_SIZE 12
+static inline void perps_decode_close_position_args(const uint8_t *data, PerpsClosePositionArgs *out) {
+  __builtin_memcpy(&out->position, data + 0, 4);
+  __builtin_memcpy(&out->worst_price, data + 4, 8);
+}
+
+/* add_margin: Move free collateral into a position (its funding settles into its collateral first). */
+#define PERPS_IX_ADD_MARGIN 0x4ce4e4df5aeeeed3ULL
+#define PERPS_ADD_MARGIN_OWNER 0
+#define PERPS_ADD_MARGIN_MARKET 1
+#define PERPS_ADD_MARGIN_USER 2
+#define PERPS_ADD_MARGIN_BOOK 3
+#define PERPS_ADD_MARGIN_NUM_ACCOUNTS 4
+static const uint8_t PERPS_ADD_MARGIN_ACCOUNT_FLAGS[4] = {1, 2, 2, 2};
+static const char PERPS_ADD_MARGIN_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0";
+static const uint16_t PERPS_ADD_MARGIN_ACCOUNT_NAMES_OFFSETS[4] = {0, 6, 13, 18};
+typedef struct {
+  uint32_t position;
+  uint64_t amount;
+} PerpsAddMarginArgs;
+#define PERPS_ADD_MARGIN_ARGS_SIZE 12
+static inline void perps_decode_add_margin_args(const uint8_t *data, PerpsAddMarginArgs *out) {
+  __builtin_memcpy(&out->position, data + 0, 4);
+  __builtin_memcpy(&out->amount, data + 4, 8);
+}
+
+/* remove_margin: Move collateral out of a position into free collateral, keeping the initial margin at the index price. */
+#define PERPS_IX_REMOVE_MARGIN 0x20061aec17e769e3ULL
+#define PERPS_REMOVE_MARGIN_OWNER 0
+#define PERPS_REMOVE_MARGIN_MARKET 1
+#define PERPS_REMOVE_MARGIN_USER 2
+#define PERPS_REMOVE_MARGIN_BOOK 3
+#define PERPS_REMOVE_MARGIN_ORACLE 4
+#define PERPS_REMOVE_MARGIN_NUM_ACCOUNTS 5
+static const uint8_t PERPS_REMOVE_MARGIN_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
+static const char PERPS_REMOVE_MARGIN_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0oracle\0";
+static const uint16_t PERPS_REMOVE_MARGIN_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 18, 23};
+typedef struct {
+  uint32_t position;
+  uint64_t amount;
+} PerpsRemoveMarginArgs;
+#define PERPS_REMOVE_MARGIN_ARGS_SIZE 12
+static inline void perps_decode_remove_margin_args(const uint8_t *data, PerpsRemoveMarginArgs *out) {
+  __builtin_memcpy(&out->position, data + 0, 4);
+  __builtin_memcpy(&out->amount, data + 4, 8);
+}
+
+/* update_funding: Permissionless: read the oracle (EWMA) and bring the funding indices up to date. */
+#define PERPS_IX_UPDATE_FUNDING 0x585e514b460942e0ULL
+#define PERPS_UPDATE_FUNDING_MARKET 0
+#define PERPS_UPDATE_FUNDING_ORACLE 1
+#define PERPS_UPDATE_FUNDING_NUM_ACCOUNTS 2
+static const uint8_t PERPS_UPDATE_FUNDING_ACCOUNT_FLAGS[2] = {2, 0};
+static const char PERPS_UPDATE_FUNDING_ACCOUNT_NAMES[] = "market\0oracle\0";
+static const uint16_t PERPS_UPDATE_FUNDING_ACCOUNT_NAMES_OFFSETS[2] = {0, 7};
+typedef struct {
+  uint8_t none;
+} PerpsUpdateFundingArgs;
+#define PERPS_UPDATE_FUNDING_ARGS_SIZE 0
+static inline void perps_decode_update_funding_args(const uint8_t *data, PerpsUpdateFundingArgs *out) {
+  (void)data;
+  out->none = 0;
+}
+
 /* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType) */
 #define PERPS_INSTRUCTIONS(X) \
   X(INITIALIZE_MARKET, initialize_market, PerpsInitializeMarketArgs) \
   X(INITIALIZE_ORACLE, initialize_oracle, PerpsInitializeOracleArgs) \
   X(SET_ORACLE_PRICE, set_oracle_price, PerpsSetOraclePriceArgs) \
+  X(CREATE_USER, create_user, PerpsCreateUserArgs) \
+  X(DEPOSIT, deposit, PerpsDepositArgs) \
+  X(WITHDRAW, withdraw, PerpsWithdrawArgs) \
+  X(FUND_POOL, fund_pool, PerpsFundPoolArgs) \
+  X(FUND_INSURANCE, fund_insurance, PerpsFundInsuranceArgs) \
+  X(UPDATE_MARKET_PARAMS, update_market_params, PerpsUpdateMarketParamsArgs) \
+  X(SET_PAUSED, set_paused, PerpsSetPausedArgs) \
+  X(OPEN_POSITION, open_position, PerpsOpenPositionArgs) \
+  X(CLOSE_POSITION, close_position, PerpsClosePositionArgs) \
+  X(ADD_MARGIN, add_margin, PerpsAddMarginArgs) \
+  X(REMOVE_MARGIN, remove_margin, PerpsRemoveMarginArgs) \
+  X(UPDATE_FUNDING, update_funding, PerpsUpdateFundingArgs) \
 
 
 /* ---- fixed program addresses named in the IDL ---- */

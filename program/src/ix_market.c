@@ -2,15 +2,6 @@
  * the market authority PDA) and the header of the client-allocated book. */
 #include "perps.h"
 
-#define BPS 10000
-
-static bool params_valid(const PerpsMarketParams *p) {
-  return p->maintenance_margin_bps > 0 && p->maintenance_margin_bps < p->initial_margin_bps &&
-         p->initial_margin_bps <= BPS && p->taker_fee_bps <= BPS && p->liquidation_reward_bps <= BPS &&
-         p->price_band_bps > 0 && p->price_band_bps <= BPS && p->max_conf_bps <= BPS && p->max_staleness_s > 0 &&
-         p->ewma_window_s > 0 && p->skew_scale > 0;
-}
-
 PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args) {
   enum {
     ADMIN = PERPS_INITIALIZE_MARKET_ADMIN,
@@ -25,7 +16,7 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args
   const SolPubkey *program_id = ctx->params->program_id;
   TRY(require_address(ctx, PERPS_INITIALIZE_MARKET_TOKEN_PROGRAM, &PERPS_ADDRESS_TOKEN_PROGRAM));
   TRY(require_address(ctx, PERPS_INITIALIZE_MARKET_SYSTEM_PROGRAM, &PERPS_ADDRESS_SYSTEM_PROGRAM));
-  if (!params_valid(&args->params)) return PERPS_ERR_INVALID_MARKET_PARAMS;
+  if (!market_params_valid(&args->params)) return PERPS_ERR_INVALID_MARKET_PARAMS;
 
   /* Addresses: market = PDA("market", admin, id); authority and vault are
    * PDAs of the market. */
@@ -49,8 +40,7 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args
   TRY(load_account(ctx, ORACLE, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &oracle_data));
   TRY(require_owner(ctx, BOOK, program_id));
   uint64_t capacity = args->book_capacity;
-  if (capacity == 0 || capacity > PERPS_MAX_BOOK_CAPACITY ||
-      acc[BOOK].data_len != PERPS_BOOK_HEADER_SIZE + capacity * PERPS_BOOK_SLOT_SIZE)
+  if (capacity == 0 || capacity > PERPS_MAX_BOOK_CAPACITY || acc[BOOK].data_len != book_size(capacity))
     return fail_account(ctx, BOOK, PERPS_ERR_INVALID_BOOK_SIZE);
   /* Only this program writes to accounts it owns, and it writes the
    * discriminator first: a zero header means a fresh allocation (the system
@@ -77,14 +67,15 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketArgs *args
   market->book = *acc[BOOK].key;
   market->params = args->params;
   market->created_at = clock.unix_timestamp;
+  market->funding_updated_at = clock.unix_timestamp;
   market->market_id = id;
   market->book_capacity = (uint32_t)capacity;
   market->bump = market_bump;
   market->authority_bump = authority_bump;
   market->vault_bump = vault_bump;
 
-  PerpsBook *book = (PerpsBook *)init_account(ctx, BOOK, PERPS_DISC_BOOK);
-  book->market = *acc[MARKET].key;
-  book->capacity = (uint32_t)capacity;
+  Book book;
+  book_view(init_account(ctx, BOOK, PERPS_DISC_BOOK), (uint32_t)capacity, &book);
+  book_init(&book, acc[MARKET].key, (uint32_t)capacity);
   return 0;
 }

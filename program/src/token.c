@@ -1,7 +1,7 @@
 /* SPL Token: mint validation and CPI. */
 #include "perps.h"
 
-enum { TOKEN_INITIALIZE_ACCOUNT3 = 18 };
+enum { TOKEN_TRANSFER = 3, TOKEN_INITIALIZE_ACCOUNT3 = 18 };
 
 /* Mint layout: COption<Pubkey> mint_authority (36), u64 supply (8),
  * u8 decimals, bool is_initialized, COption<Pubkey> freeze_authority (36). */
@@ -33,6 +33,27 @@ PerpsResult token_initialize_account(Ctx *ctx, uint64_t account, uint64_t mint, 
       .data_len = sizeof(data),
   };
   if (sol_invoke_signed_c(&ix, ctx->accounts, (int)ctx->params->num_accounts, NULL, 0) != 0)
+    return PERPS_ERR_CPI_FAILED;
+  return 0;
+}
+
+PerpsResult token_transfer(Ctx *ctx, const TokenTransfer *t) {
+  uint8_t data[9];
+  data[0] = TOKEN_TRANSFER;
+  __builtin_memcpy(data + 1, &t->amount, 8);
+  SolAccountMeta metas[3] = {
+      {ctx->accounts[t->from].key, true, false},
+      {ctx->accounts[t->to].key, true, false},
+      {ctx->accounts[t->authority].key, false, true},
+  };
+  SolInstruction ix = {
+      .program_id = &PERPS_ADDRESS_TOKEN_PROGRAM,
+      .accounts = metas,
+      .account_len = 3,
+      .data = data,
+      .data_len = sizeof(data),
+  };
+  if (sol_invoke_signed_c(&ix, ctx->accounts, (int)ctx->params->num_accounts, t->seeds, t->seeds ? 1 : 0) != 0)
     return PERPS_ERR_CPI_FAILED;
   return 0;
 }

@@ -43,6 +43,14 @@ class TxResult:
         return self.error is None
 
 
+def account_matches(account: Account, data_size: int | None, memcmp: Sequence[tuple[int, bytes]]) -> bool:
+    """The getProgramAccounts filters: data size and bytes at offsets."""
+    data = bytes(account.data)
+    if data_size is not None and len(data) != data_size:
+        return False
+    return all(data[offset : offset + len(wanted)] == wanted for offset, wanted in memcmp)
+
+
 @dataclass(frozen=True)
 class ChainClock:
     """The cluster's Clock sysvar, as far as perpkit uses it."""
@@ -68,6 +76,12 @@ class Backend(Protocol):
     async def simulate_transaction(
         self, instructions: Sequence[Instruction], signers: Sequence[Keypair]
     ) -> TxResult: ...
+
+    async def get_program_accounts(
+        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+    ) -> list[tuple[Pubkey, Account]]:
+        """Accounts owned by ``program_id`` with that data size and bytes at those offsets."""
+        ...
 
     async def minimum_balance_for_rent_exemption(self, size: int) -> int: ...
 

@@ -25,7 +25,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 
-from perpkit.backends.base import ChainClock, TxError, TxResult
+from perpkit.backends.base import ChainClock, TxError, TxResult, account_matches
 from perpkit.backends.errors import tx_error_from_solders
 from perpkit.errors import InvalidInput, InvalidProgramFile
 from perpkit.program_file import read_program_file
@@ -106,6 +106,8 @@ class LiteSvmBackend:
         self.svm = LiteSVM()
         if allow_loader_v3_deploys:
             self.svm.with_builtins(cluster_feature_set())
+        self.known: set[Pubkey] = set()
+        """Every account a transaction or airdrop touched: what get_program_accounts scans."""
         now = int(time.time()) if start_time is None else start_time
         clock = self.svm.get_clock()
         self.svm.set_clock(Clock(clock.slot, now, clock.epoch, clock.leader_schedule_epoch, now))
@@ -126,6 +128,16 @@ class LiteSvmBackend:
     async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
         return [self._account(a) for a in addresses]
 
+    async def get_program_accounts(
+        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+    ) -> list[tuple[Pubkey, Account]]:
+        found = []
+        for address in sorted(self.known, key=bytes):
+            account = self._account(address)
+            if account is not None and account.owner == program_id and account_matches(account, data_size, memcmp):
+                found.append((address, account))
+        return found
+
     def _transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> Transaction:
         if not signers:
             raise InvalidInput("a transaction needs at least one signer (the fee payer)")
@@ -135,6 +147,7 @@ class LiteSvmBackend:
     async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         tx = self._transaction(instructions, signers)
         outcome = self.svm.send_transaction(tx)
+        self.known.update(tx.message.account_keys)
         # A new blockhash per transaction: sending the same instructions twice
         # is then two transactions, as it would be on a cluster a moment later.
         self.svm.expire_blockhash()
@@ -152,6 +165,7 @@ class LiteSvmBackend:
 
     async def request_airdrop(self, address: Pubkey, lamports: int) -> None:
         outcome = self.svm.airdrop(address, lamports)
+        self.known.add(address)
         if isinstance(outcome, FailedTransactionMetadata):
             raise RuntimeError(f"airdrop to {address} failed: {outcome.err()}")
 

@@ -32,7 +32,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
-from solana.rpc.types import TxOpts
+from solana.rpc.types import MemcmpOpts, TxOpts
 from solders.account import Account
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -47,6 +47,7 @@ from solders.transaction_status import TransactionErrorFieldless
 
 from perpkit.backends.base import ChainClock, TxError, TxResult
 from perpkit.backends.errors import tx_error_from_solders
+from perpkit.base58 import b58encode
 from perpkit.errors import ClockControlUnsupported, PerpkitError, TransactionFailed
 
 T = TypeVar("T")
@@ -183,6 +184,17 @@ class RpcBackend:
             response = await self._with_retries(lambda c=chunk: self.client.get_multiple_accounts(c, encoding="base64"))  # type: ignore[misc]
             found.extend(a if a is not None and a.lamports > 0 else None for a in response.value)
         return found
+
+    async def get_program_accounts(
+        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+    ) -> list[tuple[Pubkey, Account]]:
+        filters: list[int | MemcmpOpts] = [MemcmpOpts(offset, b58encode(wanted)) for offset, wanted in memcmp]
+        if data_size is not None:
+            filters.append(data_size)
+        response = await self._with_retries(
+            lambda: self.client.get_program_accounts(program_id, encoding="base64", filters=filters)
+        )
+        return [(keyed.pubkey, keyed.account) for keyed in response.value if keyed.account.lamports > 0]
 
     async def minimum_balance_for_rent_exemption(self, size: int) -> int:
         response = await self._with_retries(lambda: self.client.get_minimum_balance_for_rent_exemption(size))

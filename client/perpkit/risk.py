@@ -1,0 +1,218 @@
+"""The reference model of the risk engine: the program's numbers, bit for bit, in Python integers.
+
+Every function here is the Python twin of one in ``program/src/risk.c`` and
+follows ``docs/risk-engine.md``. Where the program fails with an error code,
+the model raises :class:`RiskError` with the IDL name of that error.  The
+native tests compare the two on random inputs; the end-to-end tests compare
+the model with what the program wrote on chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+B = 10**6
+"""Base atoms per whole base unit."""
+BPS = 10**4
+FS = 10**6
+"""Funding index units per quote atom per base unit."""
+DAY = 86_400
+LONG, SHORT = 0, 1
+
+U64_MAX = 2**64 - 1
+I128_MAX = 2**127 - 1
+I128_MIN = -(2**127)
+
+
+class RiskError(Exception):
+    """An input the program refuses; ``error_name`` is the IDL error it returns."""
+
+    def __init__(self, error_name: str, detail: str = "") -> None:
+        self.error_name = error_name
+        super().__init__(f"{error_name}{': ' + detail if detail else ''}")
+
+
+def ceil_div(n: int, d: int) -> int:
+    return -((-n) // d)
+
+
+def _u64(v: int) -> int:
+    if not 0 <= v <= U64_MAX:
+        raise RiskError("ArithmeticOverflow", f"{v} does not fit in u64")
+    return v
+
+
+def _i128(v: int) -> int:
+    if not I128_MIN <= v <= I128_MAX:
+        raise RiskError("ArithmeticOverflow", f"{v} does not fit in i128")
+    return v
+
+
+def _u128(v: int) -> int:
+    if not 0 <= v < 2**128:
+        raise RiskError("ArithmeticOverflow", f"{v} does not fit in u128")
+    return v
+
+
+# -- oracle and EWMA -------------------------------------------------------------------
+
+
+def check_oracle(price: int, conf: int, publish_time: int, now: int, max_staleness_s: int, max_conf_bps: int) -> None:
+    if price <= 0:
+        raise RiskError("OraclePriceNotPositive")
+    if now > publish_time and now - publish_time > max_staleness_s:
+        raise RiskError("OracleStale", f"published {now - publish_time} s ago")
+    if conf * BPS > max_conf_bps * price:
+        raise RiskError("OracleConfidenceTooWide")
+
+
+def update_ewma(ewma: int, updated_at: int, price: int, now: int, window: int) -> tuple[int, int]:
+    """(new EWMA, new update time)."""
+    if ewma == 0:
+        return price, now
+    w = min(max(now - updated_at, 0), window)
+    if w:
+        ewma += ((price - ewma) * w) // window
+    return ewma, now
+
+
+# -- funding ---------------------------------------------------------------------------
+
+
+def accrue_funding(
+    oi_long: int, oi_short: int, price: int, dt: int, max_rate_bps_per_day: int, index_long: int, index_short: int
+) -> tuple[int, int]:
+    """Indices after ``dt`` seconds of funding at ``price`` (the program's risk_accrue_funding)."""
+    if dt == 0 or price == 0 or oi_long == oi_short:
+        return index_long, index_short
+    heavy_long = oi_long > oi_short
+    skew = abs(oi_long - oi_short)
+    total = _u64(oi_long + oi_short)
+    rate_dt = _u64(max_rate_bps_per_day * dt)
+    b = _u128((price * rate_dt * skew) // total)
+    d = (b * FS) // (BPS * DAY)
+    if d > I128_MAX:
+        raise RiskError("ArithmeticOverflow")
+    oi_heavy, oi_light = (oi_long, oi_short) if heavy_long else (oi_short, oi_long)
+    heavy = (index_long if heavy_long else index_short) + d
+    light = index_short if heavy_long else index_long
+    _i128(heavy)
+    if oi_light:
+        share = _u128((d * oi_heavy) // oi_light)
+        if share > I128_MAX:
+            raise RiskError("ArithmeticOverflow")
+        light = _i128(light - share)
+    return (heavy, light) if heavy_long else (light, heavy)
+
+
+def funding_owed(size: int, funding_index: int, funding_at_open: int) -> int:
+    """Funding the position owes (negative: is owed), rounded against the trader."""
+    diff = _i128(funding_index - funding_at_open)
+    return ceil_div(_i128(diff * size), B * FS)
+
+
+# -- fills -------------------------------------------------------------------------------
+
+
+def fill_price(index_price: int, skew0: int, skew1: int, skew_scale: int, buy: bool) -> int:
+    factor = 2 * skew_scale + skew0 + skew1
+    if factor <= 0:
+        raise RiskError("SkewLimitExceeded")
+    _u64(factor)
+    _u64(2 * skew_scale)
+    num = index_price * factor
+    q = ceil_div(num, 2 * skew_scale) if buy else num // (2 * skew_scale)
+    _u64(q)
+    if q == 0:
+        raise RiskError("SkewLimitExceeded")
+    return q
+
+
+def mark_distance(index_price: int, skew: int, skew_scale: int, ewma: int) -> int:
+    """|I*(K + s) - ewma*K|: the mark's distance from the EWMA, times K."""
+    mark = _i128((skew_scale + skew) * index_price)
+    ewma_k = _i128(ewma * skew_scale)
+    return abs(_i128(mark - ewma_k))
+
+
+def check_band(index_price: int, skew0: int, skew1: int, skew_scale: int, ewma: int, band_bps: int) -> None:
+    after = mark_distance(index_price, skew1, skew_scale, ewma)
+    lhs, rhs = after * BPS, ewma * skew_scale * band_bps
+    if lhs < 2**128 and rhs < 2**128 and lhs <= rhs:  # the program's 128-bit products
+        return
+    before = mark_distance(index_price, skew0, skew_scale, ewma)
+    if after >= before:
+        raise RiskError("PriceBandBreached")
+
+
+def notional(size: int, price: int) -> int:
+    return _u64(ceil_div(size * price, B))
+
+
+def fee(notional_value: int, fee_bps: int) -> int:
+    return _u64(ceil_div(notional_value * fee_bps, BPS))
+
+
+def requirement(size: int, price: int, bps: int) -> int:
+    """ceil(size * price * bps / (B * BPS)): an initial or maintenance margin requirement."""
+    return _u64(ceil_div(size * price * bps, B * BPS))
+
+
+# -- positions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the engine needs of a position."""
+
+    side: int
+    size: int
+    collateral: int
+    entry_price: int
+    funding_at_open: int
+
+
+def key(t: Terms) -> int:
+    """The funding-free liquidation key."""
+    if t.size == 0:
+        raise RiskError("InvalidSize")
+    c_over_s = (t.collateral * B * BPS * FS) // t.size
+    if t.side == LONG:
+        return _i128(_i128(_i128(FS * t.entry_price - t.funding_at_open) * BPS) - c_over_s)
+    return _i128(_i128(_i128(FS * t.entry_price + t.funding_at_open) * BPS) + c_over_s)
+
+
+def threshold(side: int, price: int, funding_index: int, mm_bps: int) -> int:
+    factor = BPS - mm_bps if side == LONG else BPS + mm_bps
+    scaled_price = FS * price * factor
+    if scaled_price > I128_MAX:
+        raise RiskError("ArithmeticOverflow")
+    scaled_index = _i128(funding_index * BPS)
+    return _i128(scaled_price - scaled_index if side == LONG else scaled_price + scaled_index)
+
+
+def liquidatable(side: int, key_value: int, threshold_value: int) -> bool:
+    return threshold_value < key_value if side == LONG else key_value < threshold_value
+
+
+def liquidation_price(t: Terms, funding_index: int, mm_bps: int) -> int:
+    """A long is liquidatable below this price, a short above it."""
+    k = key(t)
+    scaled_index = _i128(funding_index * BPS)
+    if t.side == LONG:
+        return _i128(ceil_div(_i128(k + scaled_index), FS * (BPS - mm_bps)))
+    return _i128(_i128(k - scaled_index) // (FS * (BPS + mm_bps)))
+
+
+def pnl(t: Terms, price: int) -> int:
+    move = price - t.entry_price if t.side == LONG else t.entry_price - price
+    return _i128(move * t.size) // B
+
+
+def equity(t: Terms, price: int, funding_index: int) -> int:
+    """Collateral + PnL - funding owed, each rounded against the trader."""
+    return t.collateral + pnl(t, price) - funding_owed(t.size, funding_index, t.funding_at_open)
+
+
+def is_liquidatable(t: Terms, price: int, funding_index: int, mm_bps: int) -> bool:
+    return liquidatable(t.side, key(t), threshold(t.side, price, funding_index, mm_bps))

@@ -1,0 +1,228 @@
+/* The book's crit-bit trees: see book.h and docs/risk-engine.md. */
+#include "book.h"
+
+static uint32_t clz128(u128 v) {
+  uint64_t hi = (uint64_t)(v >> 64);
+  return hi ? pk_clz64(hi) : 64 + pk_clz64((uint64_t)v);
+}
+
+uint32_t book_crit_bit(const u128 *a_key, uint32_t a_slot, const u128 *b_key, uint32_t b_slot) {
+  u128 diff = *a_key ^ *b_key;
+  if (diff) return clz128(diff);
+  uint32_t s = a_slot ^ b_slot;
+  if (s) return 128 + pk_clz64((uint64_t)s) - 32;
+  return BOOK_KEY_BITS;
+}
+
+void book_view(uint8_t *data, uint32_t capacity, Book *out) {
+  out->header = (PerpsBook *)data;
+  out->slots = (PerpsPositionSlot *)(data + sizeof(PerpsBook));
+  out->nodes = (PerpsTreeNode *)((uint8_t *)out->slots + (uint64_t)capacity * sizeof(PerpsPositionSlot));
+  out->capacity = capacity;
+}
+
+void book_init(Book *b, const SolPubkey *market, uint32_t capacity) {
+  b->header->market = *market;
+  b->header->capacity = capacity;
+}
+
+PerpsResult book_alloc_slot(Book *b, uint32_t *slot) {
+  PerpsBook *h = b->header;
+  uint32_t s;
+  if (h->free_slot) {
+    s = h->free_slot - 1;
+    h->free_slot = b->slots[s].next;
+  } else if (h->slots_used < b->capacity) {
+    s = h->slots_used++;
+  } else {
+    return PERPS_ERR_BOOK_FULL;
+  }
+  b->slots[s].next = 0;
+  *slot = s;
+  return 0;
+}
+
+void book_free_slot(Book *b, uint32_t slot) {
+  PerpsPositionSlot *p = &b->slots[slot];
+  p->status = SLOT_FREE;
+  p->generation += 1;
+  p->next = b->header->free_slot;
+  b->header->free_slot = slot + 1;
+}
+
+static PerpsResult alloc_node(Book *b, uint32_t *ref) {
+  PerpsBook *h = b->header;
+  uint32_t r;
+  if (h->free_node) {
+    r = h->free_node;
+    h->free_node = book_node(b, r)->children[0];
+  } else if (h->nodes_used < b->capacity) {
+    r = ++h->nodes_used;
+  } else {
+    return PERPS_ERR_BOOK_FULL;
+  }
+  *ref = r;
+  return 0;
+}
+
+static void free_node(Book *b, uint32_t ref) {
+  book_node(b, ref)->children[0] = b->header->free_node;
+  b->header->free_node = ref;
+}
+
+static void leaf_sums(const PerpsPositionSlot *p, BookSums *out) {
+  out->count = 1;
+  out->collateral = p->collateral;
+  out->size = p->size;
+  pk_mul_64(p->size, p->entry_price, &out->size_entry);
+  /* |funding_at_open| * size fits: checked when the position was opened */
+  pk_mul_i128_64(pk_load_i128(&p->funding_at_open), p->size, &out->size_funding);
+}
+
+void book_sums(const Book *b, uint32_t ref, BookSums *out) {
+  if (book_is_leaf(ref)) {
+    leaf_sums(&b->slots[book_leaf_slot(ref)], out);
+    return;
+  }
+  const PerpsTreeNode *n = book_node(b, ref);
+  out->count = n->count;
+  out->collateral = n->collateral;
+  out->size = n->size;
+  out->size_entry = pk_load_u128(&n->size_entry);
+  out->size_funding = pk_load_i128(&n->size_funding);
+}
+
+static void store_sums(PerpsTreeNode *n, const BookSums *s) {
+  n->count = s->count;
+  n->collateral = s->collateral;
+  n->size = s->size;
+  pk_store_u128(&n->size_entry, s->size_entry);
+  pk_store_i128(&n->size_funding, s->size_funding);
+}
+
+/* n += sign * d, checked. */
+static PerpsResult adjust(PerpsTreeNode *n, const BookSums *d, bool add) {
+  BookSums s;
+  s.count = n->count;
+  s.collateral = n->collateral;
+  s.size = n->size;
+  s.size_entry = pk_load_u128(&n->size_entry);
+  s.size_funding = pk_load_i128(&n->size_funding);
+  if (add) {
+    if (__builtin_add_overflow(s.collateral, d->collateral, &s.collateral) ||
+        __builtin_add_overflow(s.size, d->size, &s.size) || s.size_entry + d->size_entry < s.size_entry ||
+        !pk_add_i128(s.size_funding, d->size_funding, &s.size_funding))
+      return PERPS_ERR_ARITHMETIC_OVERFLOW;
+    s.count += d->count;
+    s.size_entry += d->size_entry;
+  } else {
+    s.count -= d->count;
+    s.collateral -= d->collateral;
+    s.size -= d->size;
+    s.size_entry -= d->size_entry;
+    s.size_funding -= d->size_funding;
+  }
+  store_sums(n, &s);
+  return 0;
+}
+
+static PerpsResult add_sums(BookSums *acc, const BookSums *d) {
+  if (__builtin_add_overflow(acc->collateral, d->collateral, &acc->collateral) ||
+      __builtin_add_overflow(acc->size, d->size, &acc->size) || acc->size_entry + d->size_entry < acc->size_entry ||
+      !pk_add_i128(acc->size_funding, d->size_funding, &acc->size_funding))
+    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  acc->count += d->count;
+  acc->size_entry += d->size_entry;
+  return 0;
+}
+
+/* The leaf that the composite's bits lead to (the best match). */
+static uint32_t walk(const Book *b, uint32_t ref, u128 key, uint32_t slot) {
+  while (ref != BOOK_NONE && !book_is_leaf(ref)) {
+    const PerpsTreeNode *n = book_node(b, ref);
+    ref = n->children[book_bit(key, slot, n->crit)];
+  }
+  return ref;
+}
+
+PerpsResult book_insert(Book *b, uint32_t slot) {
+  PerpsPositionSlot *p = &b->slots[slot];
+  uint32_t *root = &b->header->roots[p->side];
+  u128 key = book_ordered(pk_load_i128(&p->key));
+  BookSums mine;
+  leaf_sums(p, &mine);
+  uint32_t leaf = BOOK_LEAF | slot;
+  if (*root == BOOK_NONE) {
+    *root = leaf;
+    b->header->counts[p->side] += 1;
+    return 0;
+  }
+  uint32_t best = book_leaf_slot(walk(b, *root, key, slot));
+  u128 best_key = book_ordered(pk_load_i128(&b->slots[best].key));
+  uint32_t crit = book_crit_bit(&key, slot, &best_key, best);
+  if (crit == BOOK_KEY_BITS) return PERPS_ERR_INVALID_ACCOUNT_DATA; /* already in the tree */
+
+  uint32_t fresh;
+  PerpsResult err = alloc_node(b, &fresh);
+  if (err) return err;
+  /* Descend while the nodes branch above the new crit bit; they all gain the leaf. */
+  uint32_t *link = root;
+  while (!book_is_leaf(*link) && book_node(b, *link)->crit < crit) {
+    PerpsTreeNode *n = book_node(b, *link);
+    err = adjust(n, &mine, true);
+    if (err) return err;
+    link = &n->children[book_bit(key, slot, n->crit)];
+  }
+  BookSums below;
+  book_sums(b, *link, &below);
+  err = add_sums(&below, &mine);
+  if (err) return err;
+  PerpsTreeNode *m = book_node(b, fresh);
+  uint32_t dir = book_bit(key, slot, crit);
+  m->crit = (uint16_t)crit;
+  m->padding = 0;
+  m->children[dir] = leaf;
+  m->children[1 - dir] = *link;
+  store_sums(m, &below);
+  *link = fresh;
+  b->header->counts[p->side] += 1;
+  return 0;
+}
+
+bool book_is_live(const Book *b, uint32_t slot) {
+  const PerpsPositionSlot *p = &b->slots[slot];
+  if (p->status != SLOT_OPEN || p->side > SIDE_SHORT) return false;
+  u128 key = book_ordered(pk_load_i128(&p->key));
+  return walk(b, b->header->roots[p->side], key, slot) == (BOOK_LEAF | slot);
+}
+
+PerpsResult book_remove(Book *b, uint32_t slot) {
+  if (!book_is_live(b, slot)) return PERPS_ERR_POSITION_LIQUIDATED;
+  PerpsPositionSlot *p = &b->slots[slot];
+  uint32_t *root = &b->header->roots[p->side];
+  u128 key = book_ordered(pk_load_i128(&p->key));
+  BookSums mine;
+  leaf_sums(p, &mine);
+  uint32_t leaf = BOOK_LEAF | slot;
+  if (*root == leaf) {
+    *root = BOOK_NONE;
+  } else {
+    /* Every node above the leaf's parent loses the leaf; the parent goes and
+     * the leaf's sibling takes its place. */
+    uint32_t *link = root;
+    for (;;) {
+      PerpsTreeNode *n = book_node(b, *link);
+      uint32_t dir = book_bit(key, slot, n->crit);
+      if (n->children[dir] == leaf) {
+        uint32_t parent = *link;
+        *link = n->children[1 - dir];
+        free_node(b, parent);
+        break;
+      }
+      adjust(n, &mine, false);
+      link = &n->children[dir];
+    }
+  }
+  b->header->counts[p->side] -= 1;
+  return 0;
+}

@@ -1,0 +1,268 @@
+/* Trading against the pool: open_position, close_position, add_margin,
+ * remove_margin.  docs/risk-engine.md gives every formula and rounding. */
+#include "perps.h"
+
+static i128 side_index(const PerpsMarket *m, uint8_t side) {
+  return pk_load_i128(side == SIDE_LONG ? &m->funding_index_long : &m->funding_index_short);
+}
+
+static i128 skew_of(const PerpsMarket *m) { return (i128)m->oi_long - (i128)m->oi_short; }
+
+/* What the trader asks of a fill. */
+typedef struct {
+  uint64_t index_price;
+  uint64_t size;
+  uint64_t worst_price;
+  bool buy;
+} Order;
+
+/* A fill by the pool at the skew-adjusted price, checked against the trader's
+ * worst price and the price band. */
+static PerpsResult fill(const PerpsMarket *m, const Order *o, uint64_t *price) {
+  if (m->paused) return PERPS_ERR_MARKET_PAUSED;
+  Fill f = {
+      .index_price = o->index_price,
+      .skew0 = skew_of(m),
+      .skew1 = o->buy ? skew_of(m) + o->size : skew_of(m) - o->size,
+      .skew_scale = m->params.skew_scale,
+      .buy = o->buy,
+  };
+  TRY(risk_fill_price(&f, price));
+  if (o->buy ? *price > o->worst_price : *price < o->worst_price) return PERPS_ERR_SLIPPAGE_EXCEEDED;
+  return risk_check_band(&f, m->ewma_price, m->params.price_band_bps);
+}
+
+/* Trading volume and fees, for the market's counters. */
+static PerpsResult count_trade(PerpsMarket *m, uint64_t notional, uint64_t fee) {
+  u128 volume = pk_load_u128(&m->volume) + notional;
+  pk_store_u128(&m->volume, volume);
+  if (__builtin_add_overflow(m->fees_collected, fee, &m->fees_collected)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  return 0;
+}
+
+/* The pool pays (delta < 0) or receives (delta > 0); it never goes below zero. */
+static PerpsResult pool_change(PerpsMarket *m, i128 delta) {
+  i128 next = (i128)m->pool_balance + delta;
+  if (next < 0) return PERPS_ERR_INSUFFICIENT_POOL_BALANCE;
+  if ((u128)next >> 64) return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  m->pool_balance = (uint64_t)next;
+  return 0;
+}
+
+PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
+  enum { OWNER = PERPS_OPEN_POSITION_OWNER, MARKET = PERPS_OPEN_POSITION_MARKET, USER = PERPS_OPEN_POSITION_USER };
+  if (args->side > SIDE_SHORT) return PERPS_ERR_INVALID_SIDE;
+  if (args->size == 0) return PERPS_ERR_INVALID_SIZE;
+  if (args->collateral == 0) return PERPS_ERR_INVALID_AMOUNT;
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  int64_t now;
+  uint64_t index_price, price, notional, fee, required;
+  TRY(market_load(ctx, MARKET, &m));
+  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
+  TRY(market_book(ctx, PERPS_OPEN_POSITION_BOOK, m, &b));
+  TRY(market_touch(ctx, m, &now));
+  TRY(market_read_oracle(ctx, m, PERPS_OPEN_POSITION_ORACLE, now, &index_price));
+
+  bool buy = args->side == SIDE_LONG;
+  Order order = {index_price, args->size, args->worst_price, buy};
+  TRY(fill(m, &order, &price));
+  TRY(risk_notional(args->size, price, &notional));
+  TRY(risk_fee(notional, m->params.taker_fee_bps, &fee));
+  TRY(risk_requirement(args->size, price, m->params.initial_margin_bps, &required));
+  if (args->collateral < required) return PERPS_ERR_INITIAL_MARGIN_NOT_MET;
+  uint64_t cost;
+  if (__builtin_add_overflow(args->collateral, fee, &cost) || u->free_collateral < cost)
+    return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
+
+  PositionTerms terms = {
+      .side = args->side,
+      .size = args->size,
+      .collateral = args->collateral,
+      .entry_price = price,
+      .funding_at_open = side_index(m, args->side),
+  };
+  i128 key, threshold, index = terms.funding_at_open, sum_check;
+  TRY(risk_key(&terms, &key));
+  TRY(risk_threshold(args->side, index_price, &index, m->params.maintenance_margin_bps, &threshold));
+  if (risk_liquidatable(args->side, key, threshold)) return PERPS_ERR_WOULD_BE_LIQUIDATABLE;
+  /* the book's Σ size x funding-at-open must stay within 128 bits */
+  if (!pk_mul_i128_64(index, args->size, &sum_check)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
+
+  uint32_t ref = PERPS_MAX_USER_POSITIONS;
+  for (uint32_t i = 0; i < PERPS_MAX_USER_POSITIONS; i++) {
+    if (u->positions[i].slot == UINT32_MAX) {
+      ref = i;
+      break;
+    }
+  }
+  if (ref == PERPS_MAX_USER_POSITIONS) return PERPS_ERR_TOO_MANY_POSITIONS;
+
+  uint32_t slot;
+  TRY(book_alloc_slot(&b, &slot));
+  PerpsPositionSlot *p = &b.slots[slot];
+  pk_store_i128(&p->key, key);
+  pk_store_i128(&p->funding_at_open, index);
+  p->size = args->size;
+  p->collateral = args->collateral;
+  p->entry_price = price;
+  p->side = args->side;
+  p->status = SLOT_OPEN;
+  TRY(book_insert(&b, slot));
+
+  u->positions[ref].slot = slot;
+  u->positions[ref].generation = p->generation;
+  u->position_count += 1;
+  u->free_collateral -= cost;
+  m->total_free_collateral -= cost;
+  if (__builtin_add_overflow(m->total_position_collateral, args->collateral, &m->total_position_collateral))
+    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  uint64_t *oi = buy ? &m->oi_long : &m->oi_short;
+  if (__builtin_add_overflow(*oi, args->size, oi) || (uint64_t)(m->oi_long + m->oi_short) < m->oi_long)
+    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  TRY(pool_change(m, fee));
+  TRY(count_trade(m, notional, fee));
+  m->positions_opened += 1;
+  return 0;
+}
+
+/* Remove the user's reference and the position itself. */
+static void forget(PerpsUser *u, uint32_t ref, Book *b, uint32_t slot) {
+  u->positions[ref].slot = UINT32_MAX;
+  u->positions[ref].generation = 0;
+  u->position_count -= 1;
+  book_free_slot(b, slot);
+}
+
+PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
+  enum { OWNER = PERPS_CLOSE_POSITION_OWNER, MARKET = PERPS_CLOSE_POSITION_MARKET, USER = PERPS_CLOSE_POSITION_USER };
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  int64_t now;
+  uint64_t index_price, price, notional, fee;
+  uint32_t ref;
+  TRY(market_load(ctx, MARKET, &m));
+  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
+  TRY(market_book(ctx, PERPS_CLOSE_POSITION_BOOK, m, &b));
+  TRY(user_position(ctx, u, &b, args->position, &ref));
+  TRY(market_touch(ctx, m, &now));
+  TRY(market_read_oracle(ctx, m, PERPS_CLOSE_POSITION_ORACLE, now, &index_price));
+
+  PerpsPositionSlot *p = &b.slots[args->position];
+  PositionTerms terms;
+  position_terms(p, &terms);
+  /* closing a long sells, closing a short buys */
+  Order order = {index_price, terms.size, args->worst_price, terms.side == SIDE_SHORT};
+  TRY(fill(m, &order, &price));
+  TRY(risk_notional(terms.size, price, &notional));
+  TRY(risk_fee(notional, m->params.taker_fee_bps, &fee));
+  i128 pnl, owed;
+  TRY(risk_pnl(&terms, price, &pnl));
+  TRY(risk_funding_owed(&terms, side_index(m, terms.side), &owed));
+  /* the trader never owes more than the collateral: a deficit is the pool's */
+  i128 value = (i128)terms.collateral + pnl - owed - (i128)fee;
+  if (value > 0 && (u128)value >> 64) return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  uint64_t payout = value <= 0 ? 0 : (uint64_t)value;
+  TRY(pool_change(m, (i128)terms.collateral - (i128)payout));
+
+  TRY(book_remove(&b, args->position));
+  forget(u, ref, &b, args->position);
+  if (__builtin_add_overflow(u->free_collateral, payout, &u->free_collateral) ||
+      __builtin_add_overflow(m->total_free_collateral, payout, &m->total_free_collateral))
+    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  m->total_position_collateral -= terms.collateral;
+  if (terms.side == SIDE_LONG) {
+    m->oi_long -= terms.size;
+  } else {
+    m->oi_short -= terms.size;
+  }
+  TRY(count_trade(m, notional, fee));
+  m->positions_closed += 1;
+  return 0;
+}
+
+/* Settle the position's funding into its collateral and change the collateral
+ * by `delta`; the position is re-keyed (its key depends on the collateral).
+ * The pool receives the funding owed (pays it when the position is owed). */
+static PerpsResult rebalance(PerpsMarket *m, Book *b, uint32_t slot, const i128 *change, i128 *new_collateral) {
+  i128 delta = *change;
+  PerpsPositionSlot *p = &b->slots[slot];
+  PositionTerms terms;
+  position_terms(p, &terms);
+  i128 index = side_index(m, terms.side), owed;
+  TRY(risk_funding_owed(&terms, index, &owed));
+  i128 next = (i128)terms.collateral - owed + delta;
+  if (next <= 0) return delta < 0 ? PERPS_ERR_INITIAL_MARGIN_NOT_MET : PERPS_ERR_POSITION_UNDERWATER;
+  if ((u128)next >> 64) return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  TRY(pool_change(m, owed));
+  TRY(book_remove(b, slot));
+  terms.collateral = (uint64_t)next;
+  terms.funding_at_open = index;
+  i128 key;
+  TRY(risk_key(&terms, &key));
+  p->collateral = terms.collateral;
+  pk_store_i128(&p->funding_at_open, index);
+  pk_store_i128(&p->key, key);
+  TRY(book_insert(b, slot));
+  *new_collateral = next;
+  return 0;
+}
+
+PerpsResult ix_add_margin(Ctx *ctx, const PerpsAddMarginArgs *args) {
+  enum { OWNER = PERPS_ADD_MARGIN_OWNER, MARKET = PERPS_ADD_MARGIN_MARKET, USER = PERPS_ADD_MARGIN_USER };
+  if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  int64_t now;
+  uint32_t ref;
+  TRY(market_load(ctx, MARKET, &m));
+  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
+  TRY(market_book(ctx, PERPS_ADD_MARGIN_BOOK, m, &b));
+  TRY(user_position(ctx, u, &b, args->position, &ref));
+  TRY(market_touch(ctx, m, &now));
+  if (u->free_collateral < args->amount) return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
+  uint64_t before = b.slots[args->position].collateral;
+  i128 after;
+  i128 change = (i128)args->amount;
+  TRY(rebalance(m, &b, args->position, &change, &after));
+  u->free_collateral -= args->amount;
+  m->total_free_collateral -= args->amount;
+  m->total_position_collateral = (uint64_t)((i128)m->total_position_collateral - (i128)before + after);
+  return 0;
+}
+
+PerpsResult ix_remove_margin(Ctx *ctx, const PerpsRemoveMarginArgs *args) {
+  enum { OWNER = PERPS_REMOVE_MARGIN_OWNER, MARKET = PERPS_REMOVE_MARGIN_MARKET, USER = PERPS_REMOVE_MARGIN_USER };
+  if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  int64_t now;
+  uint64_t index_price, required;
+  uint32_t ref;
+  TRY(market_load(ctx, MARKET, &m));
+  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
+  TRY(market_book(ctx, PERPS_REMOVE_MARGIN_BOOK, m, &b));
+  TRY(user_position(ctx, u, &b, args->position, &ref));
+  TRY(market_touch(ctx, m, &now));
+  TRY(market_read_oracle(ctx, m, PERPS_REMOVE_MARGIN_ORACLE, now, &index_price));
+  uint64_t before = b.slots[args->position].collateral;
+  i128 after;
+  i128 change = -(i128)args->amount;
+  TRY(rebalance(m, &b, args->position, &change, &after));
+  /* what is left must still meet the initial margin at the index price */
+  PositionTerms terms;
+  position_terms(&b.slots[args->position], &terms);
+  i128 pnl;
+  TRY(risk_pnl(&terms, index_price, &pnl));
+  TRY(risk_requirement(terms.size, index_price, m->params.initial_margin_bps, &required));
+  if ((i128)terms.collateral + pnl < (i128)required) return PERPS_ERR_INITIAL_MARGIN_NOT_MET;
+  if (__builtin_add_overflow(u->free_collateral, args->amount, &u->free_collateral) ||
+      __builtin_add_overflow(m->total_free_collateral, args->amount, &m->total_free_collateral))
+    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  m->total_position_collateral = (uint64_t)((i128)m->total_position_collateral - (i128)before + after);
+  return 0;
+}

@@ -1,0 +1,193 @@
+/* The risk engine's arithmetic: see risk.h and docs/risk-engine.md. */
+#include "risk.h"
+
+#define OVERFLOW PERPS_ERR_ARITHMETIC_OVERFLOW
+#define CHECK(cond) \
+  do {              \
+    if (!(cond)) return OVERFLOW; \
+  } while (0)
+
+PerpsResult risk_check_oracle(const PerpsOracle *oracle, int64_t now, const PerpsMarketParams *params) {
+  if (oracle->price <= 0) return PERPS_ERR_ORACLE_PRICE_NOT_POSITIVE;
+  /* a publish time in the future is accepted, as Pyth does */
+  if (now > oracle->publish_time && (uint64_t)(now - oracle->publish_time) > params->max_staleness_s)
+    return PERPS_ERR_ORACLE_STALE;
+  u128 lhs, rhs;
+  pk_mul_64(oracle->conf, RISK_BPS, &lhs);
+  pk_mul_64(params->max_conf_bps, (uint64_t)oracle->price, &rhs);
+  if (lhs > rhs) return PERPS_ERR_ORACLE_CONFIDENCE_TOO_WIDE;
+  return 0;
+}
+
+void risk_update_ewma(uint64_t *ewma, int64_t *updated_at, uint64_t price, int64_t now, uint32_t window) {
+  if (*ewma == 0) {
+    *ewma = price;
+  } else {
+    int64_t dt = now - *updated_at;
+    uint64_t w = dt <= 0 ? 0 : (uint64_t)dt < window ? (uint64_t)dt : window;
+    if (w) {
+      i128 delta = (i128)price - (i128)*ewma;
+      i128 step, moved;
+      /* |delta| < 2^64 and w <= 2^32: the product fits; window > 0 */
+      pk_mul_i128_64(delta, w, &moved);
+      pk_floordiv_i128(moved, window, &step);
+      *ewma = (uint64_t)((i128)*ewma + step);
+    }
+  }
+  *updated_at = now;
+}
+
+PerpsResult risk_accrue_funding(const FundingAccrual *in, i128 index[2]) {
+  uint64_t l = in->oi[SIDE_LONG], s = in->oi[SIDE_SHORT];
+  if (in->dt == 0 || in->price == 0 || l == s) return 0;
+  int heavy = l > s ? SIDE_LONG : SIDE_SHORT;
+  int light = 1 - heavy;
+  uint64_t skew = heavy == SIDE_LONG ? l - s : s - l;
+  u128 total = (u128)l + s;
+  CHECK(!(total >> 64)); /* open interest totals fit in u64 by construction */
+  u128 rate_dt, a, b, d;
+  pk_mul_64(in->max_rate_bps_per_day, in->dt, &rate_dt);
+  CHECK(!(rate_dt >> 64));
+  pk_mul_64(in->price, (uint64_t)rate_dt, &a);
+  CHECK(pk_muldiv_128(a, skew, (uint64_t)total, &b));
+  CHECK(pk_muldiv_128(b, RISK_FS, RISK_BPS * RISK_DAY, &d));
+  CHECK(d <= (u128)I128_MAX);
+  i128 heavy_index, light_index = index[light];
+  CHECK(pk_add_i128(index[heavy], (i128)d, &heavy_index));
+  if (in->oi[light]) {
+    u128 share;
+    CHECK(pk_muldiv_128(d, in->oi[heavy], in->oi[light], &share));
+    CHECK(share <= (u128)I128_MAX);
+    CHECK(pk_sub_i128(index[light], (i128)share, &light_index));
+  }
+  index[heavy] = heavy_index;
+  index[light] = light_index;
+  return 0;
+}
+
+PerpsResult risk_fill_price(const Fill *fill, uint64_t *price) {
+  i128 factor = 2 * (i128)fill->skew_scale + fill->skew0 + fill->skew1;
+  if (factor <= 0) return PERPS_ERR_SKEW_LIMIT_EXCEEDED;
+  CHECK(!((u128)factor >> 64));
+  u128 num, q;
+  uint64_t r;
+  pk_mul_64(fill->index_price, (uint64_t)factor, &num);
+  u128 two_k = (u128)fill->skew_scale * 2;
+  CHECK(!(two_k >> 64));
+  pk_div_128_64(num, (uint64_t)two_k, &q, &r);
+  if (fill->buy && r) q += 1;
+  CHECK(!(q >> 64));
+  if (q == 0) return PERPS_ERR_SKEW_LIMIT_EXCEEDED;
+  *price = (uint64_t)q;
+  return 0;
+}
+
+/* |I * (K + s) - ewma * K| */
+static PerpsResult mark_distance(uint64_t index, i128 skew, uint64_t skew_scale, u128 ewma_k, u128 *out) {
+  i128 mark;
+  CHECK(pk_mul_i128_64((i128)skew_scale + skew, index, &mark));
+  CHECK(ewma_k <= (u128)I128_MAX);
+  i128 diff;
+  CHECK(pk_sub_i128(mark, (i128)ewma_k, &diff));
+  *out = pk_abs_i128(diff);
+  return 0;
+}
+
+PerpsResult risk_check_band(const Fill *fill, uint64_t ewma, uint16_t band_bps) {
+  u128 ewma_k, after, before, lhs, rhs;
+  pk_mul_64(ewma, fill->skew_scale, &ewma_k);
+  PerpsResult err = mark_distance(fill->index_price, fill->skew1, fill->skew_scale, ewma_k, &after);
+  if (err) return err;
+  bool within = pk_mul_128_64(after, RISK_BPS, &lhs) && pk_mul_128_64(ewma_k, band_bps, &rhs) && lhs <= rhs;
+  if (within) return 0;
+  err = mark_distance(fill->index_price, fill->skew0, fill->skew_scale, ewma_k, &before);
+  if (err) return err;
+  return after < before ? 0 : PERPS_ERR_PRICE_BAND_BREACHED;
+}
+
+PerpsResult risk_notional(uint64_t size, uint64_t price, uint64_t *out) {
+  CHECK(pk_mul_div_ceil(size, price, RISK_B, out));
+  return 0;
+}
+
+PerpsResult risk_fee(uint64_t notional, uint16_t fee_bps, uint64_t *out) {
+  CHECK(pk_mul_div_ceil(notional, fee_bps, RISK_BPS, out));
+  return 0;
+}
+
+PerpsResult risk_requirement(uint64_t size, uint64_t price, uint16_t bps, uint64_t *out) {
+  u128 product, q;
+  pk_mul_64(size, price, &product);
+  CHECK(pk_muldiv_128_ceil(product, bps, RISK_B * RISK_BPS, &q));
+  CHECK(!(q >> 64));
+  *out = (uint64_t)q;
+  return 0;
+}
+
+PerpsResult risk_key(const PositionTerms *pos, i128 *key) {
+  if (pos->size == 0) return PERPS_ERR_INVALID_SIZE;
+  u128 fs_entry, scaled_c, c_over_s;
+  uint64_t rem;
+  pk_mul_64(RISK_FS, pos->entry_price, &fs_entry);
+  pk_mul_64(pos->collateral, RISK_B * RISK_BPS * RISK_FS, &scaled_c); /* C < 2^64, 1e16 < 2^54 */
+  pk_div_128_64(scaled_c, pos->size, &c_over_s, &rem);
+  CHECK(c_over_s <= (u128)I128_MAX);
+  i128 base, scaled, result;
+  if (pos->side == SIDE_LONG) {
+    CHECK(pk_sub_i128((i128)fs_entry, pos->funding_at_open, &base));
+    CHECK(pk_mul_i128_64(base, RISK_BPS, &scaled));
+    CHECK(pk_sub_i128(scaled, (i128)c_over_s, &result));
+  } else {
+    CHECK(pk_add_i128((i128)fs_entry, pos->funding_at_open, &base));
+    CHECK(pk_mul_i128_64(base, RISK_BPS, &scaled));
+    CHECK(pk_add_i128(scaled, (i128)c_over_s, &result));
+  }
+  *key = result;
+  return 0;
+}
+
+PerpsResult risk_threshold(uint8_t side, uint64_t price, const i128 *funding_index, uint16_t mm_bps, i128 *out) {
+  u128 fs_price, scaled_price;
+  pk_mul_64(RISK_FS, price, &fs_price);
+  uint64_t factor = side == SIDE_LONG ? RISK_BPS - mm_bps : RISK_BPS + mm_bps;
+  CHECK(pk_mul_128_64(fs_price, factor, &scaled_price) && scaled_price <= (u128)I128_MAX);
+  i128 scaled_index;
+  CHECK(pk_mul_i128_64(*funding_index, RISK_BPS, &scaled_index));
+  if (side == SIDE_LONG) {
+    CHECK(pk_sub_i128((i128)scaled_price, scaled_index, out));
+  } else {
+    CHECK(pk_add_i128((i128)scaled_price, scaled_index, out));
+  }
+  return 0;
+}
+
+PerpsResult risk_liquidation_price(const PositionTerms *pos, i128 funding_index, uint16_t mm_bps, i128 *out) {
+  i128 key, scaled_index, num;
+  PerpsResult err = risk_key(pos, &key);
+  if (err) return err;
+  CHECK(pk_mul_i128_64(funding_index, RISK_BPS, &scaled_index));
+  if (pos->side == SIDE_LONG) {
+    CHECK(pk_add_i128(key, scaled_index, &num));
+    CHECK(pk_ceildiv_i128(num, RISK_FS * (RISK_BPS - mm_bps), out));
+  } else {
+    CHECK(pk_sub_i128(key, scaled_index, &num));
+    CHECK(pk_floordiv_i128(num, RISK_FS * (RISK_BPS + mm_bps), out));
+  }
+  return 0;
+}
+
+PerpsResult risk_funding_owed(const PositionTerms *pos, i128 funding_index, i128 *out) {
+  i128 diff, total;
+  CHECK(pk_sub_i128(funding_index, pos->funding_at_open, &diff));
+  CHECK(pk_mul_i128_64(diff, pos->size, &total));
+  CHECK(pk_ceildiv_i128(total, RISK_B * RISK_FS, out));
+  return 0;
+}
+
+PerpsResult risk_pnl(const PositionTerms *pos, uint64_t price, i128 *out) {
+  i128 move = pos->side == SIDE_LONG ? (i128)price - (i128)pos->entry_price : (i128)pos->entry_price - (i128)price;
+  i128 total;
+  CHECK(pk_mul_i128_64(move, pos->size, &total));
+  CHECK(pk_floordiv_i128(total, RISK_B, out));
+  return 0;
+}

@@ -1,0 +1,223 @@
+"""risk.c and book.c on the host (ASan + UBSan) against the Python model, on random inputs.
+
+Every risk function is compared with its twin in ``perpkit.risk``, errors
+included.  The book is driven through random insert/close sequences and
+checked after every step: its own invariants (crit bits, ordering, subtree
+sums, keys, counts) and the order and sums of a sorted Python model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from conftest import Driver
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perpkit import program_errors, risk
+from perpkit.risk import LONG, SHORT, RiskError, Terms
+
+U64 = 2**64 - 1
+CODES = {cls.error_name: code for code, cls in program_errors.ERRORS_BY_CODE.items()}
+
+# realistic ranges, with the edges mixed in
+prices = st.one_of(st.integers(1, 10**13), st.sampled_from([1, 10**6, U64]))
+sizes = st.one_of(st.integers(1, 10**15), st.sampled_from([1, U64]))
+collaterals = st.one_of(st.integers(0, 10**15), st.sampled_from([0, 1, U64]))
+indices = st.one_of(st.integers(-(10**24), 10**24), st.sampled_from([0, -(2**127), 2**127 - 1]))
+bps = st.integers(0, 10_000)
+sides = st.sampled_from([LONG, SHORT])
+skews = st.integers(-(10**16), 10**16)
+skew_scales = st.one_of(st.integers(1, 10**17), st.just(2**62))
+
+
+def code(fn: Callable[[], None]) -> str:
+    """The model's error code for a check (0 when it passes), as the driver prints it."""
+    try:
+        fn()
+    except RiskError as exc:
+        return str(CODES[exc.error_name])
+    return "0"
+
+
+def expect(fn: Callable[[], Any]) -> str:
+    """The model's answer in the driver's format."""
+    try:
+        value = fn()
+    except RiskError as exc:
+        return f"err {CODES[exc.error_name]}"
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(price=st.integers(-5, 10**13), conf=st.integers(0, 10**12), age=st.integers(-100, 200),
+       staleness=st.integers(1, 120), conf_bps=bps)  # fmt: skip
+def test_oracle_checks(native: Driver, price: int, conf: int, age: int, staleness: int, conf_bps: int) -> None:
+    now = 1_700_000_000
+    want = code(lambda: risk.check_oracle(price, conf, now - age, now, staleness, conf_bps))
+    assert native.ask("oracle", price, conf, now - age, now, staleness, conf_bps) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(ewma=st.one_of(st.just(0), prices), price=prices, dt=st.integers(-50, 1000), window=st.integers(1, 600))
+def test_ewma(native: Driver, ewma: int, price: int, dt: int, window: int) -> None:
+    t = 1_700_000_000
+    assert native.ask("ewma", ewma, t, price, t + dt, window) == expect(
+        lambda: risk.update_ewma(ewma, t, price, t + dt, window)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(oi_long=st.integers(0, 10**15), oi_short=st.integers(0, 10**15), price=st.one_of(st.just(0), prices),
+       dt=st.integers(0, 10**8), rate=st.integers(0, 10_000), il=indices, is_=indices)  # fmt: skip
+def test_funding_accrual(
+    native: Driver, oi_long: int, oi_short: int, price: int, dt: int, rate: int, il: int, is_: int
+) -> None:
+    want = expect(lambda: risk.accrue_funding(oi_long, oi_short, price, dt, rate, il, is_))
+    assert native.ask("fund", oi_long, oi_short, price, dt, rate, il, is_) == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(index=prices, s0=skews, q=sizes, k=skew_scales, buy=st.booleans())
+def test_fill_price(native: Driver, index: int, s0: int, q: int, k: int, buy: bool) -> None:
+    s1 = s0 + q if buy else s0 - q
+    assert native.ask("fill", index, s0, s1, k, int(buy)) == expect(lambda: risk.fill_price(index, s0, s1, k, buy))
+
+
+@settings(max_examples=400, deadline=None)
+@given(index=prices, s0=skews, q=st.integers(1, 10**15), k=skew_scales, ewma=prices, band=bps, buy=st.booleans())
+def test_price_band(native: Driver, index: int, s0: int, q: int, k: int, ewma: int, band: int, buy: bool) -> None:
+    s1 = s0 + q if buy else s0 - q
+    want = code(lambda: risk.check_band(index, s0, s1, k, ewma, band))
+    assert native.ask("band", index, s0, s1, k, ewma, band) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=sizes, price=prices, b=bps)
+def test_notional_fee_requirement(native: Driver, size: int, price: int, b: int) -> None:
+    assert native.ask("notional", size, price) == expect(lambda: risk.notional(size, price))
+    n = min(size * price // 10**6, U64)
+    assert native.ask("fee", n, b) == expect(lambda: risk.fee(n, b))
+    assert native.ask("req", size, price, b) == expect(lambda: risk.requirement(size, price, b))
+
+
+terms = st.builds(Terms, side=sides, size=sizes, collateral=collaterals, entry_price=prices, funding_at_open=indices)
+
+
+@settings(max_examples=500, deadline=None)
+@given(t=terms, index=indices, price=prices, mm=st.integers(1, 9_999))
+def test_keys_thresholds_liquidation_prices(native: Driver, t: Terms, index: int, price: int, mm: int) -> None:
+    args = (t.side, t.size, t.collateral, t.entry_price, t.funding_at_open)
+    assert native.ask("key", *args) == expect(lambda: risk.key(t))
+    assert native.ask("thr", t.side, price, index, mm) == expect(lambda: risk.threshold(t.side, price, index, mm))
+    assert native.ask("lp", *args, index, mm) == expect(lambda: risk.liquidation_price(t, index, mm))
+    assert native.ask("owed", t.size, index, t.funding_at_open) == expect(
+        lambda: risk.funding_owed(t.size, index, t.funding_at_open)
+    )
+    assert native.ask("pnl", t.side, t.size, t.entry_price, price) == expect(lambda: risk.pnl(t, price))
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=terms.filter(lambda t: t.size <= 10**15 and t.collateral <= 10**15 and abs(t.funding_at_open) <= 10**24),
+       index=st.integers(-(10**22), 10**22), mm=st.integers(1, 9_999))  # fmt: skip
+def test_liquidation_price_is_exact(t: Terms, index: int, mm: int) -> None:
+    """At LP a position is safe, one tick past it liquidatable; the key test equals the exact inequality."""
+    lp = risk.liquidation_price(t, index, mm)
+
+    def exact(p: int) -> bool:  # equity < maintenance, in rationals (scaled by B*BPS*FS)
+        sign = 1 if t.side == LONG else -1
+        equity = (
+            t.collateral * 10**16
+            + sign * t.size * (p - t.entry_price) * 10**10
+            - t.size * (index - t.funding_at_open) * 10**4
+        )
+        return equity < t.size * p * mm * 10**6
+
+    for p in (lp - 1, lp, lp + 1):
+        if 1 <= p <= 10**14:
+            assert risk.is_liquidatable(t, p, index, mm) == exact(p)
+    if t.side == LONG and lp >= 2 and lp <= 10**14:
+        assert not exact(lp) and exact(lp - 1)
+    if t.side == SHORT and 1 <= lp <= 10**14:
+        assert not exact(lp) and exact(lp + 1)
+
+
+# -- the book ----------------------------------------------------------------------------------
+
+
+class BookModel:
+    """Live positions per side as a sorted list of (key, slot), with their terms."""
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[Terms, int]] = {}
+
+    def ordered(self, side: int) -> list[int]:
+        return [s for (_, s) in sorted((k, s) for s, (t, k) in self.live.items() if t.side == side)]
+
+    def sums(self, side: int) -> str:
+        mine = [t for t, _ in self.live.values() if t.side == side]
+        return " ".join(
+            str(v)
+            for v in (
+                len(mine),
+                sum(t.collateral for t in mine),
+                sum(t.size for t in mine),
+                sum(t.size * t.entry_price for t in mine),
+                sum(t.size * t.funding_at_open for t in mine),
+            )
+        )
+
+
+book_terms = st.builds(
+    Terms,
+    side=sides,
+    size=st.integers(1, 10**12),
+    collateral=st.integers(1, 10**12),
+    # few distinct prices and collaterals: many equal keys, told apart by slot
+    entry_price=st.one_of(st.integers(1, 10**12), st.sampled_from([10**9, 10**9 + 1, 64_000 * 10**6])),
+    funding_at_open=st.integers(-(10**20), 10**20),
+)
+operations = st.lists(st.one_of(st.tuples(st.just("open"), book_terms), st.tuples(st.just("close"), st.integers(0, 10**6))), min_size=1, max_size=120)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=operations)
+def test_book_insert_remove_against_a_sorted_model(native: Driver, ops: list[tuple[str, Any]]) -> None:
+    assert native.ask("bnew", 64) == "ok"
+    model = BookModel()
+    for op, arg in ops:
+        if op == "open":
+            t: Terms = arg
+            answer = native.ask("bopen", t.side, t.size, t.collateral, t.entry_price, t.funding_at_open)
+            if len(model.live) == 64:
+                assert answer == f"err {CODES['BookFull']}"
+                continue
+            slot_text, key_text = answer.split()
+            slot = int(slot_text)
+            assert slot not in model.live and int(key_text) == risk.key(t)
+            model.live[slot] = (t, risk.key(t))
+        elif model.live:
+            slot = sorted(model.live)[arg % len(model.live)]
+            assert native.ask("bclose", slot) == "0"
+            del model.live[slot]
+            assert native.ask("blive", slot) == "0"
+            assert native.ask("bclose", slot) == str(CODES["PositionLiquidated"])  # gone: not live any more
+        assert native.ask("bcheck") == "ok"
+        for side in (LONG, SHORT):
+            assert native.ask("blist", side).split()[1:] == [str(s) for s in model.ordered(side)]
+            assert native.ask("bsums", side) == model.sums(side)
+    for slot in model.live:
+        assert native.ask("blive", slot) == "1"
+
+
+def test_book_reuses_slots_and_fills_up(native: Driver) -> None:
+    assert native.ask("bnew", 4) == "ok"
+    slots = [int(native.ask("bopen", 0, 10**6, 10**8, 10**9, 0).split()[0]) for _ in range(4)]
+    assert slots == [0, 1, 2, 3]
+    assert native.ask("bopen", 1, 10**6, 10**8, 10**9, 0) == f"err {CODES['BookFull']}"
+    assert native.ask("bclose", 2) == "0"
+    assert native.ask("bopen", 1, 10**6, 10**8, 10**9, 0).split()[0] == "2"  # the freed slot, reused
+    assert native.ask("bcheck") == "ok"
