@@ -198,6 +198,13 @@ def decode_book_header(address: Pubkey, data: bytes) -> BookHeader:
     return book
 
 
+def account_size(name: str) -> int:
+    """Bytes of an account of IDL type ``name``: discriminator plus its fixed layout."""
+    idl = perps_idl()
+    size: int = idl.accounts_coder._accounts_layout[name].sizeof()
+    return len(idl.account_discriminator(name)) + size
+
+
 def book_account_size(capacity: int) -> int:
     """Bytes of a book account holding ``capacity`` positions (header, slots, tree nodes)."""
     idl = perps_idl()

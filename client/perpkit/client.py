@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -71,6 +71,9 @@ class Client:
         """Default compute-unit limit of every transaction (None: the runtime's default)."""
         self.compute_unit_price = compute_unit_price
         """Default priority fee in micro-lamports per compute unit (None: no priority fee)."""
+        self.after_send: list[Callable[[], Awaitable[None]]] = []
+        """Called after every transaction this client sends, whether it succeeded or failed
+        (the tests check SPEC 7 conservation this way)."""
 
     @classmethod
     async def embedded(
@@ -186,8 +189,12 @@ class Client:
         error indices still refer to ``instructions``).
         """
         full = self._with_budget(instructions, compute_unit_limit, compute_unit_price)
-        result = await self.backend.send_transaction(full, self._signers(signers))
-        return self._outcome(instructions, len(full), result)
+        try:
+            result = await self.backend.send_transaction(full, self._signers(signers))
+            return self._outcome(instructions, len(full), result)
+        finally:
+            for hook in self.after_send:
+                await hook()
 
     async def simulate(
         self,

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from perpkit.accounts import MarketParams
+from perpkit.accounts import MarketParams, account_size, decode_user
 from perpkit.client import Client
 from perpkit.errors import InvalidInput
 from perpkit.idl import perps_idl
@@ -98,3 +99,111 @@ async def setup_market(
         quote_mint=mint, oracle=oracle, market_id=market_id, params=params, book_capacity=book_capacity
     )
     return MarketSetup(market=market, oracle=oracle, quote_mint=mint)
+
+
+class ConservationError(AssertionError):
+    """SPEC 7 does not hold: the vault's tokens differ from the sum of what they back."""
+
+
+@dataclass(frozen=True)
+class Conservation:
+    """Both sides of SPEC 7, summed over the accounts themselves (not the market's running totals)."""
+
+    vault: int
+    free_collateral: int
+    position_collateral: int
+    insurance: int
+    pool: int
+
+    @property
+    def backed(self) -> int:
+        return self.free_collateral + self.position_collateral + self.insurance + self.pool
+
+
+async def conservation(client: Client, market: Pubkey) -> Conservation:
+    """Read the vault, every user account of the market and every live position, and check SPEC 7."""
+    m = await client.fetch_market(market)
+    vault = await client.token_balance(m.vault)
+    idl = perps_idl()
+    users = await client.backend.get_program_accounts(
+        client.program_id,
+        data_size=account_size("User"),
+        memcmp=[(0, idl.account_discriminator("User")), (8, bytes(market))],
+    )
+    free = sum(decode_user(address, bytes(account.data)).free_collateral for address, account in users)
+    book = await client.fetch_book(market)
+    live = book.live_mask()
+    positions = int(book.slots["collateral"][live].sum(dtype=object))
+    state = Conservation(vault, free, positions, m.insurance_balance, m.pool_balance)
+    problems = []
+    if state.vault != state.backed:
+        problems.append(f"vault {state.vault} != free {free} + positions {positions} + insurance "
+                        f"{m.insurance_balance} + pool {m.pool_balance} = {state.backed}")  # fmt: skip
+    if m.total_free_collateral != free:
+        problems.append(f"market.total_free_collateral {m.total_free_collateral} != sum over users {free}")
+    if m.total_position_collateral != positions:
+        problems.append(f"market.total_position_collateral {m.total_position_collateral} != sum over book {positions}")
+    if problems:
+        raise ConservationError("; ".join(problems))
+    return state
+
+
+class ConservationChecker:
+    """Checks SPEC 7 after every transaction a client sends (attach it once the market exists)."""
+
+    def __init__(self, client: Client, market: Pubkey) -> None:
+        self.client = client
+        self.market = market
+        self.checks = 0
+
+    async def check(self) -> None:
+        await conservation(self.client, self.market)
+        self.checks += 1
+
+    def attach(self) -> ConservationChecker:
+        self.client.after_send.append(self.check)
+        return self
+
+
+@dataclass(frozen=True)
+class TradingSetup:
+    """A market whose pool is funded, with traders that hold free collateral."""
+
+    market: Pubkey
+    oracle: Pubkey
+    quote_mint: Pubkey
+    traders: list[Keypair]
+
+
+async def setup_trading(
+    client: Client,
+    *,
+    price: int = 100_000_000,
+    params: MarketParams | None = None,
+    traders: int = 2,
+    deposit: int = 10_000_000_000,
+    pool: int = 1_000_000_000_000,
+    insurance: int = 0,
+    book_capacity: int = 64,
+    market_id: int = 0,
+) -> TradingSetup:
+    """A market at ``price`` with its pool funded and ``traders`` traders who each deposited ``deposit``.
+
+    Amounts are quote atoms (6 decimals): the defaults are 10,000 per trader and a pool of 1,000,000.
+    """
+    setup = await setup_market(client, price=price, params=params, book_capacity=book_capacity, market_id=market_id)
+    admin_token = await client.create_token_account(setup.quote_mint, client.payer.pubkey())
+    await client.mint_to(setup.quote_mint, admin_token, pool + insurance)
+    await client.fund_pool(setup.market, pool)
+    if insurance:
+        await client.fund_insurance(setup.market, insurance)
+    keys = []
+    for _ in range(traders):
+        trader = Keypair()
+        await client.backend.request_airdrop(trader.pubkey(), 1_000_000_000)
+        account = await client.create_token_account(setup.quote_mint, trader.pubkey())
+        await client.mint_to(setup.quote_mint, account, deposit)
+        await client.create_user(setup.market, owner=trader)
+        await client.deposit(setup.market, deposit, owner=trader)
+        keys.append(trader)
+    return TradingSetup(setup.market, setup.oracle, setup.quote_mint, keys)

@@ -1,0 +1,110 @@
+"""CU of open_position and close_position on an empty book and on a full book of 65,536 positions.
+
+Run: python bench/bench_trading.py [--capacity 65536]
+The full book is built with real transactions (see books.py); it takes a
+minute or two and prints progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from books import UNIT, fill_book
+from solders.keypair import Keypair
+
+from perpkit import Client
+from perpkit import instructions as ix
+from perpkit.spl_token import associated_token_address
+
+TARGET = 40_000
+
+
+async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[int, int, int]:
+    """(CU of one more open, CU of its close, tree depth) on a book holding ``n`` positions."""
+    filled = await fill_book(c, n, capacity=capacity, market_id=market_id)
+    m = await c.fetch_market(filled.setup.market)
+    trader = Keypair()
+    await c.backend.request_airdrop(trader.pubkey(), 10**9)
+    await c.create_token_account(filled.setup.quote_mint, trader.pubkey())
+    await c.mint_to(filled.setup.quote_mint, associated_token_address(trader.pubkey(), filled.setup.quote_mint),
+                    1_000 * UNIT)  # fmt: skip
+    await c.create_user(filled.setup.market, owner=trader)
+    await c.deposit(filled.setup.market, 1_000 * UNIT, owner=trader)
+    opened = await c.send(
+        [
+            ix.open_position(
+                owner=trader.pubkey(),
+                market=filled.setup.market,
+                book=m.book,
+                oracle=m.oracle,
+                side=0,
+                size=3 * UNIT,
+                collateral=100 * UNIT,
+                worst_price=2**64 - 1,
+                program_id=c.program_id,
+            )
+        ],
+        [trader],
+    )
+    book = await c.fetch_book(filled.setup.market)
+    assert book.header.counts[0] + book.header.counts[1] == n + 1
+    depth = max_depth(book)
+    slot = (await c.fetch_user(filled.setup.market, trader.pubkey())).open_refs[0].slot
+    closed = await c.send(
+        [
+            ix.close_position(
+                owner=trader.pubkey(),
+                market=filled.setup.market,
+                book=m.book,
+                oracle=m.oracle,
+                position=slot,
+                worst_price=0,
+                program_id=c.program_id,
+            )
+        ],
+        [trader],
+    )
+    return opened.compute_units, closed.compute_units, depth
+
+
+def max_depth(book: object) -> int:
+    from perpkit.book import LEAF, Book
+
+    assert isinstance(book, Book)
+    deepest = 0
+    for side in (0, 1):
+        frontier = [(book.header.roots[side], 0)]
+        while frontier:
+            ref, d = frontier.pop()
+            if ref == 0:
+                continue
+            if ref & LEAF:
+                deepest = max(deepest, d)
+                continue
+            node = book.nodes[ref - 1]
+            frontier += [(int(node["children"][0]), d + 1), (int(node["children"][1]), d + 1)]
+    return deepest
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--capacity", type=int, default=65_536)
+    args = parser.parse_args()
+    c = await Client.embedded(start_time=1_700_000_000)
+    rows = []
+    for label, n in (("empty book", 0), (f"book of {args.capacity - 1:,} -> {args.capacity:,}", args.capacity - 1)):
+        t0 = time.perf_counter()
+        open_cu, close_cu, depth = await open_close(c, len(rows) + 1, n, args.capacity)
+        rows.append((label, open_cu, close_cu, depth, time.perf_counter() - t0))
+    print(f"\n{'book':<34} {'open CU':>9} {'close CU':>9} {'depth':>6}   (SPEC 9 target: <= {TARGET:,} CU)")
+    for label, open_cu, close_cu, depth, _ in rows:
+        print(f"{label:<34} {open_cu:>9,} {close_cu:>9,} {depth:>6}")
+    worst = max(max(r[1], r[2]) for r in rows)
+    print(f"\nworst: {worst:,} CU ({'meets' if worst <= TARGET else 'MISSES'} the target); "
+          f"built the full book in {rows[-1][4]:.0f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
