@@ -1,6 +1,12 @@
 /* The book's crit-bit trees: see book.h and docs/risk-engine.md. */
 #include "book.h"
 
+#define TRY_SUMS(expr)             \
+  do {                             \
+    PerpsResult sums_err_ = (expr); \
+    if (sums_err_) return sums_err_; \
+  } while (0)
+
 static uint32_t clz128(u128 v) {
   uint64_t hi = (uint64_t)(v >> 64);
   return hi ? pk_clz64(hi) : 64 + pk_clz64((uint64_t)v);
@@ -100,32 +106,6 @@ static void store_sums(PerpsTreeNode *n, const BookSums *s) {
   pk_store_i128(&n->size_funding, s->size_funding);
 }
 
-/* n += sign * d, checked. */
-static PerpsResult adjust(PerpsTreeNode *n, const BookSums *d, bool add) {
-  BookSums s;
-  s.count = n->count;
-  s.collateral = n->collateral;
-  s.size = n->size;
-  s.size_entry = pk_load_u128(&n->size_entry);
-  s.size_funding = pk_load_i128(&n->size_funding);
-  if (add) {
-    if (__builtin_add_overflow(s.collateral, d->collateral, &s.collateral) ||
-        __builtin_add_overflow(s.size, d->size, &s.size) || s.size_entry + d->size_entry < s.size_entry ||
-        !pk_add_i128(s.size_funding, d->size_funding, &s.size_funding))
-      return PERPS_ERR_ARITHMETIC_OVERFLOW;
-    s.count += d->count;
-    s.size_entry += d->size_entry;
-  } else {
-    s.count -= d->count;
-    s.collateral -= d->collateral;
-    s.size -= d->size;
-    s.size_entry -= d->size_entry;
-    s.size_funding -= d->size_funding;
-  }
-  store_sums(n, &s);
-  return 0;
-}
-
 static PerpsResult add_sums(BookSums *acc, const BookSums *d) {
   if (__builtin_add_overflow(acc->collateral, d->collateral, &acc->collateral) ||
       __builtin_add_overflow(acc->size, d->size, &acc->size) || acc->size_entry + d->size_entry < acc->size_entry ||
@@ -133,6 +113,24 @@ static PerpsResult add_sums(BookSums *acc, const BookSums *d) {
     return PERPS_ERR_ARITHMETIC_OVERFLOW;
   acc->count += d->count;
   acc->size_entry += d->size_entry;
+  return 0;
+}
+
+/* Add d to (or take it from) the sums of inner node `ref`; adding is checked,
+ * taking away cannot underflow (d is part of the node's subtree). */
+static PerpsResult adjust(const Book *b, uint32_t ref, const BookSums *d, bool add) {
+  BookSums s;
+  book_sums(b, ref, &s);
+  if (add) {
+    TRY_SUMS(add_sums(&s, d));
+  } else {
+    s.count -= d->count;
+    s.collateral -= d->collateral;
+    s.size -= d->size;
+    s.size_entry -= d->size_entry;
+    s.size_funding -= d->size_funding;
+  }
+  store_sums(book_node(b, ref), &s);
   return 0;
 }
 
@@ -168,10 +166,9 @@ PerpsResult book_insert(Book *b, uint32_t slot) {
   /* Descend while the nodes branch above the new crit bit; they all gain the leaf. */
   uint32_t *link = root;
   while (!book_is_leaf(*link) && book_node(b, *link)->crit < crit) {
-    PerpsTreeNode *n = book_node(b, *link);
-    err = adjust(n, &mine, true);
+    err = adjust(b, *link, &mine, true);
     if (err) return err;
-    link = &n->children[book_bit(key, slot, n->crit)];
+    link = &book_node(b, *link)->children[book_bit(key, slot, book_node(b, *link)->crit)];
   }
   BookSums below;
   book_sums(b, *link, &below);
@@ -219,7 +216,7 @@ PerpsResult book_remove(Book *b, uint32_t slot) {
         free_node(b, parent);
         break;
       }
-      adjust(n, &mine, false);
+      adjust(b, *link, &mine, false);
       link = &n->children[dir];
     }
   }

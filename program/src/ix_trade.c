@@ -2,6 +2,40 @@
  * remove_margin.  docs/risk-engine.md gives every formula and rounding. */
 #include "perps.h"
 
+/* open_position, close_position, add_margin and remove_margin list their
+ * first accounts in the same order; the helpers below rely on it. */
+enum { OWNER = 0, MARKET = 1, USER = 2, BOOK = 3, ORACLE = 4 };
+#define SAME_ORDER(IX)                                                                                          \
+  _Static_assert(PERPS_##IX##_OWNER == OWNER && PERPS_##IX##_MARKET == MARKET && PERPS_##IX##_USER == USER && \
+                     PERPS_##IX##_BOOK == BOOK,                                                             \
+                 #IX " account order")
+SAME_ORDER(OPEN_POSITION);
+SAME_ORDER(CLOSE_POSITION);
+SAME_ORDER(ADD_MARGIN);
+SAME_ORDER(REMOVE_MARGIN);
+_Static_assert(PERPS_OPEN_POSITION_ORACLE == ORACLE && PERPS_CLOSE_POSITION_ORACLE == ORACLE &&
+                   PERPS_REMOVE_MARGIN_ORACLE == ORACLE,
+               "oracle position");
+
+/* What a trading instruction works on. */
+typedef struct {
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  int64_t now;
+  uint32_t ref; /* the user's reference to the position, when there is one */
+} Trader;
+
+/* Load and cross-check market, user (of the signer) and book; with a
+ * position, the user's live reference to it; then bring funding up to now. */
+static PerpsResult trader_load(Ctx *ctx, const uint32_t *position, Trader *t) {
+  TRY(market_load(ctx, MARKET, &t->m));
+  TRY(user_load(ctx, USER, MARKET, OWNER, &t->u));
+  TRY(market_book(ctx, BOOK, t->m, &t->b));
+  if (position) TRY(user_position(ctx, t->u, &t->b, *position, &t->ref));
+  return market_touch(ctx, t->m, &t->now);
+}
+
 static i128 side_index(const PerpsMarket *m, uint8_t side) {
   return pk_load_i128(side == SIDE_LONG ? &m->funding_index_long : &m->funding_index_short);
 }
@@ -50,20 +84,16 @@ static PerpsResult pool_change(PerpsMarket *m, i128 delta) {
 }
 
 PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
-  enum { OWNER = PERPS_OPEN_POSITION_OWNER, MARKET = PERPS_OPEN_POSITION_MARKET, USER = PERPS_OPEN_POSITION_USER };
   if (args->side > SIDE_SHORT) return PERPS_ERR_INVALID_SIDE;
   if (args->size == 0) return PERPS_ERR_INVALID_SIZE;
   if (args->collateral == 0) return PERPS_ERR_INVALID_AMOUNT;
-  PerpsMarket *m;
-  PerpsUser *u;
-  Book b;
-  int64_t now;
+  Trader t;
   uint64_t index_price, price, notional, fee, required;
-  TRY(market_load(ctx, MARKET, &m));
-  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
-  TRY(market_book(ctx, PERPS_OPEN_POSITION_BOOK, m, &b));
-  TRY(market_touch(ctx, m, &now));
-  TRY(market_read_oracle(ctx, m, PERPS_OPEN_POSITION_ORACLE, now, &index_price));
+  TRY(trader_load(ctx, NULL, &t));
+  PerpsMarket *m = t.m;
+  PerpsUser *u = t.u;
+  Book b = t.b;
+  TRY(market_read_oracle(ctx, m, ORACLE, t.now, &index_price));
 
   bool buy = args->side == SIDE_LONG;
   Order order = {index_price, args->size, args->worst_price, buy};
@@ -136,19 +166,12 @@ static void forget(PerpsUser *u, uint32_t ref, Book *b, uint32_t slot) {
 }
 
 PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
-  enum { OWNER = PERPS_CLOSE_POSITION_OWNER, MARKET = PERPS_CLOSE_POSITION_MARKET, USER = PERPS_CLOSE_POSITION_USER };
-  PerpsMarket *m;
-  PerpsUser *u;
-  Book b;
-  int64_t now;
+  Trader t;
   uint64_t index_price, price, notional, fee;
-  uint32_t ref;
-  TRY(market_load(ctx, MARKET, &m));
-  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
-  TRY(market_book(ctx, PERPS_CLOSE_POSITION_BOOK, m, &b));
-  TRY(user_position(ctx, u, &b, args->position, &ref));
-  TRY(market_touch(ctx, m, &now));
-  TRY(market_read_oracle(ctx, m, PERPS_CLOSE_POSITION_ORACLE, now, &index_price));
+  TRY(trader_load(ctx, &args->position, &t));
+  PerpsMarket *m = t.m;
+  Book b = t.b;
+  TRY(market_read_oracle(ctx, m, ORACLE, t.now, &index_price));
 
   PerpsPositionSlot *p = &b.slots[args->position];
   PositionTerms terms;
@@ -168,8 +191,8 @@ PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
   TRY(pool_change(m, (i128)terms.collateral - (i128)payout));
 
   TRY(book_remove(&b, args->position));
-  forget(u, ref, &b, args->position);
-  if (__builtin_add_overflow(u->free_collateral, payout, &u->free_collateral) ||
+  forget(t.u, t.ref, &b, args->position);
+  if (__builtin_add_overflow(t.u->free_collateral, payout, &t.u->free_collateral) ||
       __builtin_add_overflow(m->total_free_collateral, payout, &m->total_free_collateral))
     return PERPS_ERR_ARITHMETIC_OVERFLOW;
   m->total_position_collateral -= terms.collateral;
@@ -211,58 +234,38 @@ static PerpsResult rebalance(PerpsMarket *m, Book *b, uint32_t slot, const i128 
 }
 
 PerpsResult ix_add_margin(Ctx *ctx, const PerpsAddMarginArgs *args) {
-  enum { OWNER = PERPS_ADD_MARGIN_OWNER, MARKET = PERPS_ADD_MARGIN_MARKET, USER = PERPS_ADD_MARGIN_USER };
   if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
-  PerpsMarket *m;
-  PerpsUser *u;
-  Book b;
-  int64_t now;
-  uint32_t ref;
-  TRY(market_load(ctx, MARKET, &m));
-  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
-  TRY(market_book(ctx, PERPS_ADD_MARGIN_BOOK, m, &b));
-  TRY(user_position(ctx, u, &b, args->position, &ref));
-  TRY(market_touch(ctx, m, &now));
-  if (u->free_collateral < args->amount) return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
-  uint64_t before = b.slots[args->position].collateral;
-  i128 after;
-  i128 change = (i128)args->amount;
-  TRY(rebalance(m, &b, args->position, &change, &after));
-  u->free_collateral -= args->amount;
-  m->total_free_collateral -= args->amount;
-  m->total_position_collateral = (uint64_t)((i128)m->total_position_collateral - (i128)before + after);
+  Trader t;
+  TRY(trader_load(ctx, &args->position, &t));
+  if (t.u->free_collateral < args->amount) return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
+  uint64_t before = t.b.slots[args->position].collateral;
+  i128 after, change = (i128)args->amount;
+  TRY(rebalance(t.m, &t.b, args->position, &change, &after));
+  t.u->free_collateral -= args->amount;
+  t.m->total_free_collateral -= args->amount;
+  t.m->total_position_collateral = (uint64_t)((i128)t.m->total_position_collateral - (i128)before + after);
   return 0;
 }
 
 PerpsResult ix_remove_margin(Ctx *ctx, const PerpsRemoveMarginArgs *args) {
-  enum { OWNER = PERPS_REMOVE_MARGIN_OWNER, MARKET = PERPS_REMOVE_MARGIN_MARKET, USER = PERPS_REMOVE_MARGIN_USER };
   if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
-  PerpsMarket *m;
-  PerpsUser *u;
-  Book b;
-  int64_t now;
+  Trader t;
   uint64_t index_price, required;
-  uint32_t ref;
-  TRY(market_load(ctx, MARKET, &m));
-  TRY(user_load(ctx, USER, MARKET, OWNER, &u));
-  TRY(market_book(ctx, PERPS_REMOVE_MARGIN_BOOK, m, &b));
-  TRY(user_position(ctx, u, &b, args->position, &ref));
-  TRY(market_touch(ctx, m, &now));
-  TRY(market_read_oracle(ctx, m, PERPS_REMOVE_MARGIN_ORACLE, now, &index_price));
-  uint64_t before = b.slots[args->position].collateral;
-  i128 after;
-  i128 change = -(i128)args->amount;
-  TRY(rebalance(m, &b, args->position, &change, &after));
+  TRY(trader_load(ctx, &args->position, &t));
+  TRY(market_read_oracle(ctx, t.m, ORACLE, t.now, &index_price));
+  uint64_t before = t.b.slots[args->position].collateral;
+  i128 after, change = -(i128)args->amount;
+  TRY(rebalance(t.m, &t.b, args->position, &change, &after));
   /* what is left must still meet the initial margin at the index price */
   PositionTerms terms;
-  position_terms(&b.slots[args->position], &terms);
+  position_terms(&t.b.slots[args->position], &terms);
   i128 pnl;
   TRY(risk_pnl(&terms, index_price, &pnl));
-  TRY(risk_requirement(terms.size, index_price, m->params.initial_margin_bps, &required));
+  TRY(risk_requirement(terms.size, index_price, t.m->params.initial_margin_bps, &required));
   if ((i128)terms.collateral + pnl < (i128)required) return PERPS_ERR_INITIAL_MARGIN_NOT_MET;
-  if (__builtin_add_overflow(u->free_collateral, args->amount, &u->free_collateral) ||
-      __builtin_add_overflow(m->total_free_collateral, args->amount, &m->total_free_collateral))
+  if (__builtin_add_overflow(t.u->free_collateral, args->amount, &t.u->free_collateral) ||
+      __builtin_add_overflow(t.m->total_free_collateral, args->amount, &t.m->total_free_collateral))
     return PERPS_ERR_ARITHMETIC_OVERFLOW;
-  m->total_position_collateral = (uint64_t)((i128)m->total_position_collateral - (i128)before + after);
+  t.m->total_position_collateral = (uint64_t)((i128)t.m->total_position_collateral - (i128)before + after);
   return 0;
 }
