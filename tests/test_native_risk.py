@@ -221,3 +221,90 @@ def test_book_reuses_slots_and_fills_up(native: Driver) -> None:
     assert native.ask("bclose", 2) == "0"
     assert native.ask("bopen", 1, 10**6, 10**8, 10**9, 0).split()[0] == "2"  # the freed slot, reused
     assert native.ask("bcheck") == "ok"
+
+
+# -- batch liquidation: equity, payout, the cut and garbage collection ---------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(side=sides, terms_list=st.lists(st.builds(Terms, side=st.just(0), size=st.integers(1, 10**12),
+       collateral=st.integers(0, 10**12), entry_price=st.integers(1, 10**12),
+       funding_at_open=st.integers(-(10**20), 10**20)), min_size=1, max_size=8),
+       price=prices, index=st.integers(-(10**20), 10**20))  # fmt: skip
+def test_batch_equity(native: Driver, side: int, terms_list: list[Terms], price: int, index: int) -> None:
+    sums = risk.Sums.of(terms_list)
+    want = expect(lambda: risk.batch_equity(side, sums, price, index))
+    got = native.ask("beq", side, sums.collateral, sums.size, sums.size_entry, sums.size_funding, price, index)
+    assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(equity=st.integers(-(10**16), 10**16), collateral=st.integers(0, 10**15), pool=st.integers(0, 10**15),
+       insurance=st.integers(0, 10**15), reward=bps)  # fmt: skip
+def test_batch_payout(native: Driver, equity: int, collateral: int, pool: int, insurance: int, reward: int) -> None:
+    try:
+        p = risk.batch_payout(equity, collateral, pool, insurance, reward)
+        want = f"{p.reward} {p.insurance_credit} {p.insurance_paid} {p.socialized_loss} {p.pool_credit}"
+    except RiskError as exc:
+        want = f"err {CODES[exc.error_name]}"
+    assert native.ask("payout", equity, collateral, pool, insurance, reward) == want
+    if not want.startswith("err"):
+        # value is only moved, never made: what the traders' collateral and the funds give equals what is paid
+        assert collateral + p.insurance_paid == p.reward + p.insurance_credit + p.pool_credit
+
+
+cuts = st.lists(st.tuples(sides, st.integers(0, 10**6), st.integers(-3, 3)), min_size=1, max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(opens=st.lists(book_terms, min_size=1, max_size=70), closes=st.lists(st.integers(0, 10**6), max_size=10),
+       cut_plan=cuts, gc_chunks=st.lists(st.integers(1, 9), min_size=1, max_size=40))  # fmt: skip
+def test_book_cut_and_collect_against_the_model(
+    native: Driver, opens: list[Terms], closes: list[int], cut_plan: list[tuple[int, int, int]], gc_chunks: list[int]
+) -> None:
+    assert native.ask("bnew", 80) == "ok"
+    model = BookModel()
+    for t in opens:
+        slot = int(native.ask("bopen", t.side, t.size, t.collateral, t.entry_price, t.funding_at_open).split()[0])
+        model.live[slot] = (t, risk.key(t))
+    for pick in closes:
+        slot = sorted(model.live)[pick % len(model.live)]
+        assert native.ask("bclose", slot) == "0"
+        del model.live[slot]
+        if not model.live:
+            break
+    cut_count = 0
+    for side, pick, offset in cut_plan:
+        keys = sorted(k for t, k in model.live.values() if t.side == side) or [0]
+        threshold = keys[pick % len(keys)] + offset  # at, just below and just above existing keys
+        above = side == LONG
+        gone = [s for s, (t, k) in model.live.items() if t.side == side and (k > threshold if above else k < threshold)]
+        answer = native.ask("bcut", side, threshold, 2**32 - 1 if above else 0, int(above))
+        expected = risk.Sums.of([model.live[s][0] for s in gone])
+        assert answer == " ".join(str(v) for v in (expected.count, expected.collateral, expected.size,
+                                                   expected.size_entry, expected.size_funding))  # fmt: skip
+        for s in gone:
+            del model.live[s]
+            assert native.ask("blive", s) == "0"
+        cut_count += len(gone)
+        assert native.ask("bcheck") == "ok"
+        for check_side in (LONG, SHORT):
+            assert native.ask("blist", check_side).split()[1:] == [str(s) for s in model.ordered(check_side)]
+            assert native.ask("bsums", check_side) == model.sums(check_side)
+    pending = cut_count
+    for chunk in gc_chunks:
+        freed, pending_now = map(int, native.ask("bgc", chunk).split())
+        assert freed <= chunk and pending_now <= pending
+        pending = pending_now
+        assert native.ask("bcheck") == "ok"
+    while pending:
+        pending = int(native.ask("bgc", 1000).split()[1])
+    free_slots, slots_used, free_nodes, nodes_used = map(int, native.ask("bfree").split())
+    live = len(model.live)
+    assert slots_used - free_slots == live  # every cut or closed slot is free again
+    inner = sum(max(0, sum(1 for t, _ in model.live.values() if t.side == s) - 1) for s in (LONG, SHORT))
+    assert nodes_used - free_nodes == inner  # and every node of a cut subtree
+    # freed slots are reused (with a new generation) without disturbing the live ones
+    new = [int(native.ask("bopen", 0, 10**6, 10**8, 10**9, 0).split()[0]) for _ in range(min(3, 80 - live))]
+    assert all(s not in model.live for s in new)
+    assert native.ask("bcheck") == "ok"

@@ -318,6 +318,22 @@ class WrongMarket(ProgramError):
     error_msg = "The account belongs to another market"
 
 
+class NothingToLiquidate(ProgramError):
+    """No position is past its liquidation price."""
+
+    code = 6039
+    error_name = "NothingToLiquidate"
+    error_msg = "No position is past its liquidation price"
+
+
+class PositionNotLiquidated(ProgramError):
+    """The position is live: only a liquidated position can be cleared."""
+
+    code = 6040
+    error_name = "PositionNotLiquidated"
+    error_msg = "The position is live: only a liquidated position can be cleared"
+
+
 ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     UnknownInstruction.code: UnknownInstruction,
     InvalidInstructionData.code: InvalidInstructionData,
@@ -358,6 +374,8 @@ ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     InsufficientPoolBalance.code: InsufficientPoolBalance,
     PositionUnderwater.code: PositionUnderwater,
     WrongMarket.code: WrongMarket,
+    NothingToLiquidate.code: NothingToLiquidate,
+    PositionNotLiquidated.code: PositionNotLiquidated,
 }
 
 __all__ = [
@@ -400,5 +418,7 @@ __all__ = [
     "InsufficientPoolBalance",
     "PositionUnderwater",
     "WrongMarket",
+    "NothingToLiquidate",
+    "PositionNotLiquidated",
     "ERRORS_BY_CODE",
 ]

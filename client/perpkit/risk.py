@@ -216,3 +216,60 @@ def equity(t: Terms, price: int, funding_index: int) -> int:
 
 def is_liquidatable(t: Terms, price: int, funding_index: int, mm_bps: int) -> bool:
     return liquidatable(t.side, key(t), threshold(t.side, price, funding_index, mm_bps))
+
+
+# -- batch liquidation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sums:
+    """Sums over a set of positions of one side, as the book's inner nodes keep them."""
+
+    count: int = 0
+    collateral: int = 0
+    size: int = 0
+    size_entry: int = 0
+    size_funding: int = 0
+
+    @classmethod
+    def of(cls, terms: list[Terms]) -> Sums:
+        return cls(
+            len(terms),
+            sum(t.collateral for t in terms),
+            sum(t.size for t in terms),
+            sum(t.size * t.entry_price for t in terms),
+            sum(t.size * t.funding_at_open for t in terms),
+        )
+
+
+def batch_equity(side: int, sums: Sums, price: int, funding_index: int) -> int:
+    """Aggregate equity of cut positions: collateral + floor(pnl) - ceil(funding owed), from their sums."""
+    value = price * sums.size
+    move = value - sums.size_entry if side == LONG else sums.size_entry - value
+    pnl = _i128(move // B)
+    owed = ceil_div(_i128(_i128(funding_index * sums.size) - sums.size_funding), B * FS)
+    return _i128(_i128(sums.collateral + pnl) - owed)
+
+
+@dataclass(frozen=True)
+class Payout:
+    reward: int
+    insurance_credit: int
+    insurance_paid: int
+    socialized_loss: int
+    pool_credit: int
+
+
+def batch_payout(equity: int, collateral: int, pool: int, insurance: int, reward_bps: int) -> Payout:
+    """Where a batch's value goes: cranker, insurance fund, pool; shortfalls covered or socialised."""
+    if equity >= 0:
+        r, social = equity, 0
+        if r > collateral + pool:
+            social = _u64(r - collateral - pool)
+            r = collateral + pool
+        _u64(r)
+        reward = r * reward_bps // BPS
+        return Payout(reward, r - reward, 0, social, collateral - r)
+    shortfall = -equity
+    cover = min(shortfall, insurance)
+    return Payout(0, 0, cover, _u64(shortfall - cover), collateral + cover)

@@ -73,4 +73,21 @@ bool book_is_live(const Book *b, uint32_t slot);
 /* Sums of the subtree at `ref` (a leaf's own terms for a leaf). */
 void book_sums(const Book *b, uint32_t ref, BookSums *out);
 
+/* A threshold in composite order: cut the leaves strictly above it
+ * (longs: key > T is (T, 0xFFFFFFFF) < composite) or strictly below it
+ * (shorts: key < T is composite < (T, 0)). */
+typedef struct {
+  u128 key; /* ordered (book_ordered) */
+  uint32_t slot;
+  bool above;
+} BookCut;
+
+/* Cut every live position of `side` beyond the threshold: whole subtrees
+ * along the threshold's path go onto the garbage list with their sums; *cut
+ * receives the total.  Cost: one path, whatever the number cut. */
+PerpsResult book_cut(Book *b, uint8_t side, const BookCut *cut, BookSums *total);
+/* Free up to `max_items` inner nodes and position slots from the garbage
+ * list; *freed counts them.  A freed slot's generation moves on. */
+void book_collect_garbage(Book *b, uint32_t max_items, uint32_t *freed);
+
 #endif

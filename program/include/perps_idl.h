@@ -60,13 +60,15 @@ enum {
   PERPS_ERR_INSUFFICIENT_POOL_BALANCE = 6036, /* The pool cannot pay this out */
   PERPS_ERR_POSITION_UNDERWATER = 6037, /* The position's collateral would not cover its funding */
   PERPS_ERR_WRONG_MARKET = 6038, /* The account belongs to another market */
+  PERPS_ERR_NOTHING_TO_LIQUIDATE = 6039, /* No position is past its liquidation price */
+  PERPS_ERR_POSITION_NOT_LIQUIDATED = 6040, /* The position is live: only a liquidated position can be cleared */
 };
 #define PERPS_ERROR_FIRST 6000
-#define PERPS_ERROR_COUNT 39
-static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0";
-static const uint16_t PERPS_ERROR_NAMES_OFFSETS[39] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667};
-static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0";
-static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[39] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759};
+#define PERPS_ERROR_COUNT 41
+static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0NothingToLiquidate\0PositionNotLiquidated\0";
+static const uint16_t PERPS_ERROR_NAMES_OFFSETS[41] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667, 679, 698};
+static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0No position is past its liquidation price\0The position is live: only a liquidated position can be cleared\0";
+static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[41] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759, 1797, 1839};
 
 /* ---- types ---- */
 /* Risk parameters of a market (SPEC sections 3-6). */
@@ -125,8 +127,17 @@ typedef struct {
   uint64_t positions_opened; /* offset 336 */
   uint64_t positions_closed; /* offset 344 */
   PkU128 volume; /* offset 352 */
+  uint64_t liquidation_batches; /* offset 368 */
+  uint64_t positions_liquidated; /* offset 376 */
+  uint64_t collateral_liquidated; /* offset 384 */
+  uint64_t cranker_rewards; /* offset 392 */
+  uint64_t insurance_from_liquidations; /* offset 400 */
+  uint64_t insurance_paid; /* offset 408 */
+  uint64_t socialized_loss; /* offset 416 */
+  uint64_t last_liquidation_slot; /* offset 424 */
+  uint64_t last_liquidation_price; /* offset 432 */
 } PerpsMarket;
-_Static_assert(sizeof(PerpsMarket) == 368, "PerpsMarket layout must match borsh");
+_Static_assert(sizeof(PerpsMarket) == 440, "PerpsMarket layout must match borsh");
 _Static_assert(offsetof(PerpsMarket, admin) == 0, "PerpsMarket.admin offset");
 _Static_assert(offsetof(PerpsMarket, quote_mint) == 32, "PerpsMarket.quote_mint offset");
 _Static_assert(offsetof(PerpsMarket, vault) == 64, "PerpsMarket.vault offset");
@@ -157,6 +168,15 @@ _Static_assert(offsetof(PerpsMarket, fees_collected) == 328, "PerpsMarket.fees_c
 _Static_assert(offsetof(PerpsMarket, positions_opened) == 336, "PerpsMarket.positions_opened offset");
 _Static_assert(offsetof(PerpsMarket, positions_closed) == 344, "PerpsMarket.positions_closed offset");
 _Static_assert(offsetof(PerpsMarket, volume) == 352, "PerpsMarket.volume offset");
+_Static_assert(offsetof(PerpsMarket, liquidation_batches) == 368, "PerpsMarket.liquidation_batches offset");
+_Static_assert(offsetof(PerpsMarket, positions_liquidated) == 376, "PerpsMarket.positions_liquidated offset");
+_Static_assert(offsetof(PerpsMarket, collateral_liquidated) == 384, "PerpsMarket.collateral_liquidated offset");
+_Static_assert(offsetof(PerpsMarket, cranker_rewards) == 392, "PerpsMarket.cranker_rewards offset");
+_Static_assert(offsetof(PerpsMarket, insurance_from_liquidations) == 400, "PerpsMarket.insurance_from_liquidations offset");
+_Static_assert(offsetof(PerpsMarket, insurance_paid) == 408, "PerpsMarket.insurance_paid offset");
+_Static_assert(offsetof(PerpsMarket, socialized_loss) == 416, "PerpsMarket.socialized_loss offset");
+_Static_assert(offsetof(PerpsMarket, last_liquidation_slot) == 424, "PerpsMarket.last_liquidation_slot offset");
+_Static_assert(offsetof(PerpsMarket, last_liquidation_price) == 432, "PerpsMarket.last_liquidation_price offset");
 
 /* Program-owned test oracle; prices have 6 implied decimals (expo -6), like a Pyth price scaled to 6 decimals. */
 typedef struct {
@@ -280,6 +300,43 @@ _Static_assert(offsetof(PerpsTreeNode, size) == 24, "PerpsTreeNode.size offset")
 _Static_assert(offsetof(PerpsTreeNode, size_entry) == 32, "PerpsTreeNode.size_entry offset");
 _Static_assert(offsetof(PerpsTreeNode, size_funding) == 48, "PerpsTreeNode.size_funding offset");
 
+/* Emitted by liquidate: one batch, both sides. */
+typedef struct {
+  SolPubkey market; /* offset 0 */
+  SolPubkey cranker; /* offset 32 */
+  uint64_t slot; /* offset 64 */
+  int64_t unix_timestamp; /* offset 72 */
+  uint64_t index_price; /* offset 80 */
+  uint32_t long_count; /* offset 88 */
+  uint32_t short_count; /* offset 92 */
+  uint64_t long_size; /* offset 96 */
+  uint64_t short_size; /* offset 104 */
+  uint64_t collateral; /* offset 112 */
+  PkU128 equity; /* offset 120 */
+  uint64_t cranker_reward; /* offset 136 */
+  uint64_t insurance_credit; /* offset 144 */
+  uint64_t insurance_paid; /* offset 152 */
+  uint64_t socialized_loss; /* offset 160 */
+  int64_t pool_credit; /* offset 168 */
+} PerpsLiquidationBatch;
+_Static_assert(sizeof(PerpsLiquidationBatch) == 176, "PerpsLiquidationBatch layout must match borsh");
+_Static_assert(offsetof(PerpsLiquidationBatch, market) == 0, "PerpsLiquidationBatch.market offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, cranker) == 32, "PerpsLiquidationBatch.cranker offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, slot) == 64, "PerpsLiquidationBatch.slot offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, unix_timestamp) == 72, "PerpsLiquidationBatch.unix_timestamp offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, index_price) == 80, "PerpsLiquidationBatch.index_price offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, long_count) == 88, "PerpsLiquidationBatch.long_count offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, short_count) == 92, "PerpsLiquidationBatch.short_count offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, long_size) == 96, "PerpsLiquidationBatch.long_size offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, short_size) == 104, "PerpsLiquidationBatch.short_size offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, collateral) == 112, "PerpsLiquidationBatch.collateral offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, equity) == 120, "PerpsLiquidationBatch.equity offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, cranker_reward) == 136, "PerpsLiquidationBatch.cranker_reward offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, insurance_credit) == 144, "PerpsLiquidationBatch.insurance_credit offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, insurance_paid) == 152, "PerpsLiquidationBatch.insurance_paid offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, socialized_loss) == 160, "PerpsLiquidationBatch.socialized_loss offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, pool_credit) == 168, "PerpsLiquidationBatch.pool_credit offset");
+
 /* ---- accounts: 8-byte discriminator, then the struct ---- */
 #define PERPS_DISC_MARKET 0x9ac6e30037d5bedbULL
 #define PERPS_SIZE_MARKET (8 + sizeof(PerpsMarket))
@@ -289,6 +346,9 @@ _Static_assert(offsetof(PerpsTreeNode, size_funding) == 48, "PerpsTreeNode.size_
 #define PERPS_SIZE_BOOK (8 + sizeof(PerpsBook))
 #define PERPS_DISC_USER 0xec3a97efe35f759fULL
 #define PERPS_SIZE_USER (8 + sizeof(PerpsUser))
+
+/* ---- events: 8-byte discriminator (sha256('event:<Name>')), then the borsh struct ---- */
+#define PERPS_EVENT_LIQUIDATION_BATCH 0x2a3c648944025c62ULL
 
 /* ---- instructions ---- */
 #define PERPS_ACC_SIGNER 1
@@ -596,6 +656,62 @@ static inline void perps_decode_update_funding_args(const uint8_t *data, PerpsUp
   out->none = 0;
 }
 
+/* liquidate: Permissionless: liquidate every position past its liquidation price, on both sides, in one instruction (cost bounded by the book's depth). The cranker's reward is transferred to cranker_token. */
+#define PERPS_IX_LIQUIDATE 0x4a272e307de2b3dfULL
+#define PERPS_LIQUIDATE_CRANKER 0
+#define PERPS_LIQUIDATE_MARKET 1
+#define PERPS_LIQUIDATE_BOOK 2
+#define PERPS_LIQUIDATE_ORACLE 3
+#define PERPS_LIQUIDATE_VAULT 4
+#define PERPS_LIQUIDATE_CRANKER_TOKEN 5
+#define PERPS_LIQUIDATE_MARKET_AUTHORITY 6
+#define PERPS_LIQUIDATE_TOKEN_PROGRAM 7
+#define PERPS_LIQUIDATE_NUM_ACCOUNTS 8
+static const uint8_t PERPS_LIQUIDATE_ACCOUNT_FLAGS[8] = {1, 2, 2, 0, 2, 2, 0, 0};
+static const char PERPS_LIQUIDATE_ACCOUNT_NAMES[] = "cranker\0market\0book\0oracle\0vault\0cranker_token\0market_authority\0token_program\0";
+static const uint16_t PERPS_LIQUIDATE_ACCOUNT_NAMES_OFFSETS[8] = {0, 8, 15, 20, 27, 33, 47, 64};
+typedef struct {
+  uint8_t none;
+} PerpsLiquidateArgs;
+#define PERPS_LIQUIDATE_ARGS_SIZE 0
+static inline void perps_decode_liquidate_args(const uint8_t *data, PerpsLiquidateArgs *out) {
+  (void)data;
+  out->none = 0;
+}
+
+/* collect_garbage: Permissionless: free up to max_nodes nodes and slots of liquidated subtrees. */
+#define PERPS_IX_COLLECT_GARBAGE 0x8cf42aba86f81b89ULL
+#define PERPS_COLLECT_GARBAGE_MARKET 0
+#define PERPS_COLLECT_GARBAGE_BOOK 1
+#define PERPS_COLLECT_GARBAGE_NUM_ACCOUNTS 2
+static const uint8_t PERPS_COLLECT_GARBAGE_ACCOUNT_FLAGS[2] = {0, 2};
+static const char PERPS_COLLECT_GARBAGE_ACCOUNT_NAMES[] = "market\0book\0";
+static const uint16_t PERPS_COLLECT_GARBAGE_ACCOUNT_NAMES_OFFSETS[2] = {0, 7};
+typedef struct {
+  uint32_t max_nodes;
+} PerpsCollectGarbageArgs;
+#define PERPS_COLLECT_GARBAGE_ARGS_SIZE 4
+static inline void perps_decode_collect_garbage_args(const uint8_t *data, PerpsCollectGarbageArgs *out) {
+  __builtin_memcpy(&out->max_nodes, data + 0, 4);
+}
+
+/* clear_position: Remove a user's reference to a liquidated position (anyone may clear, so crankers can clean up). */
+#define PERPS_IX_CLEAR_POSITION 0x1d08bcb724c066c1ULL
+#define PERPS_CLEAR_POSITION_MARKET 0
+#define PERPS_CLEAR_POSITION_USER 1
+#define PERPS_CLEAR_POSITION_BOOK 2
+#define PERPS_CLEAR_POSITION_NUM_ACCOUNTS 3
+static const uint8_t PERPS_CLEAR_POSITION_ACCOUNT_FLAGS[3] = {0, 2, 0};
+static const char PERPS_CLEAR_POSITION_ACCOUNT_NAMES[] = "market\0user\0book\0";
+static const uint16_t PERPS_CLEAR_POSITION_ACCOUNT_NAMES_OFFSETS[3] = {0, 7, 12};
+typedef struct {
+  uint32_t position;
+} PerpsClearPositionArgs;
+#define PERPS_CLEAR_POSITION_ARGS_SIZE 4
+static inline void perps_decode_clear_position_args(const uint8_t *data, PerpsClearPositionArgs *out) {
+  __builtin_memcpy(&out->position, data + 0, 4);
+}
+
 /* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType) */
 #define PERPS_INSTRUCTIONS(X) \
   X(INITIALIZE_MARKET, initialize_market, PerpsInitializeMarketArgs) \
@@ -613,6 +729,9 @@ static inline void perps_decode_update_funding_args(const uint8_t *data, PerpsUp
   X(ADD_MARGIN, add_margin, PerpsAddMarginArgs) \
   X(REMOVE_MARGIN, remove_margin, PerpsRemoveMarginArgs) \
   X(UPDATE_FUNDING, update_funding, PerpsUpdateFundingArgs) \
+  X(LIQUIDATE, liquidate, PerpsLiquidateArgs) \
+  X(COLLECT_GARBAGE, collect_garbage, PerpsCollectGarbageArgs) \
+  X(CLEAR_POSITION, clear_position, PerpsClearPositionArgs) \
 
 
 /* ---- fixed program addresses named in the IDL ---- */

@@ -81,4 +81,33 @@ PerpsResult risk_funding_owed(const PositionTerms *pos, i128 funding_index, i128
 /* floor(size * (price - entry) / B) for a long, (entry - price) for a short. */
 PerpsResult risk_pnl(const PositionTerms *pos, uint64_t price, i128 *out);
 
+/* The sums of a side's cut positions (from the book's subtree sums). */
+typedef struct {
+  uint64_t collateral;
+  uint64_t size;
+  u128 size_entry;
+  i128 size_funding;
+} RiskSums;
+/* Aggregate equity of a side's cut positions at `price`:
+ * collateral + floor(pnl) - ceil(funding owed), from their sums. */
+PerpsResult risk_batch_equity(uint8_t side, const RiskSums *sums, uint64_t price, const i128 *funding_index,
+                              i128 *equity);
+
+/* Where a batch's value goes (docs/risk-engine.md, "Payout"). */
+typedef struct {
+  i128 equity;         /* both sides' aggregate equity */
+  uint64_t collateral; /* both sides' cut collateral */
+  uint64_t pool;
+  uint64_t insurance;
+  uint16_t reward_bps;
+} BatchInput;
+typedef struct {
+  uint64_t reward;           /* to the cranker */
+  uint64_t insurance_credit; /* to the insurance fund */
+  uint64_t insurance_paid;   /* from the insurance fund to the pool */
+  uint64_t socialized_loss;  /* absorbed by the pool */
+  i128 pool_credit;          /* to the pool (negative: from it) */
+} BatchPayout;
+PerpsResult risk_batch_payout(const BatchInput *in, BatchPayout *out);
+
 #endif

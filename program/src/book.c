@@ -223,3 +223,126 @@ PerpsResult book_remove(Book *b, uint32_t slot) {
   b->header->counts[p->side] -= 1;
   return 0;
 }
+
+/* -- liquidation: cutting along the threshold's path ----------------------- */
+
+/* Push a cut subtree onto the garbage list (inner nodes link through their
+ * count field, leaves through their slot's next field: both unused once cut). */
+static void push_garbage(Book *b, uint32_t ref) {
+  if (book_is_leaf(ref)) {
+    b->slots[book_leaf_slot(ref)].next = b->header->garbage;
+  } else {
+    book_node(b, ref)->count = b->header->garbage;
+  }
+  b->header->garbage = ref;
+}
+
+static bool composite_above(const BookCut *cut, u128 key, uint32_t slot) {
+  return key > cut->key || (key == cut->key && slot > cut->slot);
+}
+
+static bool composite_below(const BookCut *cut, u128 key, uint32_t slot) {
+  return key < cut->key || (key == cut->key && slot < cut->slot);
+}
+
+/* Cut the subtree at *link; its sums go to the total. */
+static PerpsResult cut_whole(Book *b, uint32_t *link, BookSums *total) {
+  BookSums s;
+  book_sums(b, *link, &s);
+  TRY_SUMS(add_sums(total, &s));
+  push_garbage(b, *link);
+  return 0;
+}
+
+PerpsResult book_cut(Book *b, uint8_t side, const BookCut *cut, BookSums *total) {
+  uint32_t *root = &b->header->roots[side];
+  *total = (BookSums){0};
+  if (*root == BOOK_NONE) return 0;
+  /* the leaf the threshold leads to, and the first bit where they differ */
+  uint32_t best = book_leaf_slot(walk(b, *root, cut->key, cut->slot));
+  u128 best_key = book_ordered(pk_load_i128(&b->slots[best].key));
+  uint32_t d = book_crit_bit(&cut->key, cut->slot, &best_key, best);
+  /* the liquidated side of a bit: 1 above the threshold, 0 below it */
+  uint32_t gone = cut->above ? 1 : 0;
+
+  uint32_t kept[BOOK_KEY_BITS];
+  uint32_t *kept_link[BOOK_KEY_BITS];
+  uint32_t depth = 0;
+  uint32_t *link = root;
+  for (;;) {
+    uint32_t ref = *link;
+    if (ref == BOOK_NONE) break;
+    bool whole = book_is_leaf(ref) || book_node(b, ref)->crit > d;
+    if (whole) {
+      /* everything here is on one side of the threshold */
+      bool liquidated;
+      if (book_is_leaf(ref)) {
+        uint32_t slot = book_leaf_slot(ref);
+        u128 key = book_ordered(pk_load_i128(&b->slots[slot].key));
+        liquidated = cut->above ? composite_above(cut, key, slot) : composite_below(cut, key, slot);
+      } else {
+        liquidated = book_bit(cut->key, cut->slot, d) != gone;
+      }
+      if (!liquidated) break;
+      TRY_SUMS(cut_whole(b, link, total));
+      if (depth == 0) {
+        *root = BOOK_NONE;
+      } else {
+        /* the last kept node loses this child: its other child replaces it */
+        uint32_t parent = kept[--depth];
+        *kept_link[depth] = book_node(b, parent)->children[1 - gone];
+        free_node(b, parent);
+      }
+      break;
+    }
+    PerpsTreeNode *n = book_node(b, ref);
+    if (book_bit(cut->key, cut->slot, n->crit) != gone) {
+      /* the child on the liquidated side is wholly beyond the threshold */
+      TRY_SUMS(cut_whole(b, &n->children[gone], total));
+      *link = n->children[1 - gone];
+      free_node(b, ref);
+    } else {
+      /* the other child is wholly safe: keep this node and go on */
+      kept[depth] = ref;
+      kept_link[depth] = link;
+      depth++;
+      link = &n->children[gone];
+    }
+  }
+  /* the kept nodes' sums, from the deepest up: each is the sum of its two
+   * children, which are untouched subtrees or already recomputed */
+  while (depth > 0) {
+    PerpsTreeNode *n = book_node(b, kept[--depth]);
+    BookSums left, right;
+    book_sums(b, n->children[0], &left);
+    book_sums(b, n->children[1], &right);
+    TRY_SUMS(add_sums(&left, &right));
+    store_sums(n, &left);
+  }
+  b->header->counts[side] -= total->count;
+  b->header->garbage_count += total->count;
+  return 0;
+}
+
+void book_collect_garbage(Book *b, uint32_t max_items, uint32_t *freed) {
+  PerpsBook *h = b->header;
+  uint32_t done = 0;
+  while (done < max_items && h->garbage != BOOK_NONE) {
+    uint32_t ref = h->garbage;
+    if (book_is_leaf(ref)) {
+      uint32_t slot = book_leaf_slot(ref);
+      h->garbage = b->slots[slot].next;
+      book_free_slot(b, slot);
+      h->garbage_count -= 1;
+    } else {
+      PerpsTreeNode *n = book_node(b, ref);
+      h->garbage = n->count;
+      uint32_t left = n->children[0], right = n->children[1];
+      free_node(b, ref);
+      push_garbage(b, left);
+      push_garbage(b, right);
+    }
+    done++;
+  }
+  *freed = done;
+}

@@ -191,3 +191,63 @@ PerpsResult risk_pnl(const PositionTerms *pos, uint64_t price, i128 *out) {
   CHECK(pk_floordiv_i128(total, RISK_B, out));
   return 0;
 }
+
+PerpsResult risk_batch_equity(uint8_t side, const RiskSums *sums, uint64_t price, const i128 *funding_index,
+                              i128 *equity) {
+  /* pnl: floor((I*S - SE)/B) for longs, floor((SE - I*S)/B) for shorts */
+  u128 value, gain, loss, q;
+  uint64_t r;
+  pk_mul_64(price, sums->size, &value);
+  if (side == SIDE_LONG) {
+    gain = value > sums->size_entry ? value - sums->size_entry : 0;
+    loss = value > sums->size_entry ? 0 : sums->size_entry - value;
+  } else {
+    gain = sums->size_entry > value ? sums->size_entry - value : 0;
+    loss = sums->size_entry > value ? 0 : value - sums->size_entry;
+  }
+  i128 pnl;
+  if (gain) {
+    pk_div_128_64(gain, RISK_B, &q, &r);
+    CHECK(q <= (u128)I128_MAX);
+    pnl = (i128)q;
+  } else {
+    pk_div_128_64(loss, RISK_B, &q, &r);
+    q += r != 0;
+    CHECK(q <= (u128)I128_MAX);
+    pnl = -(i128)q;
+  }
+  /* funding owed: ceil((idx*S - SF) / (B*FS)) */
+  i128 accrued, owed_num, owed;
+  CHECK(pk_mul_i128_64(*funding_index, sums->size, &accrued));
+  CHECK(pk_sub_i128(accrued, sums->size_funding, &owed_num));
+  CHECK(pk_ceildiv_i128(owed_num, RISK_B * RISK_FS, &owed));
+  i128 result;
+  CHECK(pk_add_i128((i128)sums->collateral, pnl, &result));
+  CHECK(pk_sub_i128(result, owed, equity));
+  return 0;
+}
+
+PerpsResult risk_batch_payout(const BatchInput *in, BatchPayout *out) {
+  *out = (BatchPayout){0};
+  if (in->equity >= 0) {
+    u128 r = (u128)in->equity;
+    u128 can_pay = (u128)in->collateral + in->pool; /* what the vault holds for it */
+    if (r > can_pay) {
+      CHECK(!((r - can_pay) >> 64));
+      out->socialized_loss = (uint64_t)(r - can_pay);
+      r = can_pay;
+    }
+    CHECK(!(r >> 64));
+    CHECK(pk_mul_div_floor((uint64_t)r, in->reward_bps, RISK_BPS, &out->reward));
+    out->insurance_credit = (uint64_t)r - out->reward;
+    out->pool_credit = (i128)in->collateral - (i128)r;
+  } else {
+    u128 shortfall = (u128)0 - (u128)in->equity;
+    uint64_t cover = shortfall < in->insurance ? (uint64_t)shortfall : in->insurance;
+    CHECK(!((shortfall - cover) >> 64));
+    out->insurance_paid = cover;
+    out->socialized_loss = (uint64_t)(shortfall - cover);
+    out->pool_credit = (i128)in->collateral + cover;
+  }
+  return 0;
+}

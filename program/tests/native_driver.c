@@ -9,7 +9,9 @@
  * risk:  oracle P CONF PUB NOW STALE CONFBPS | ewma E T P NOW WIN | fund OIL OIS P DT RATE IL IS
  *        fill I S0 S1 K BUY | band I S0 S1 K EWMA BAND | notional S P | fee N BPS | req S P BPS
  *        key SIDE S C E F0 | thr SIDE P IDX MM | lp SIDE S C E F0 IDX MM | owed S IDX F0 | pnl SIDE S E P
+ * batch: beq SIDE C S SE SF P IDX | payout EQ C POOL INS BPS
  * book:  bnew CAP | bopen SIDE S C E F0 | bclose SLOT | blive SLOT | blist SIDE | bsums SIDE | bcheck
+ *        bcut SIDE KEY SLOT ABOVE | bgc MAX | bfree
  * Errors print as "err CODE".
  */
 #define _POSIX_C_SOURCE 200809L
@@ -364,6 +366,46 @@ int main(void) {
       i128 v = 0;
       PerpsResult err = risk_funding_owed(&t, num(argv[2]), &v);
       result(err, v);
+    } else if (IS("beq", 7)) {
+      RiskSums sums = {.collateral = (uint64_t)num(argv[2]), .size = (uint64_t)num(argv[3]),
+                       .size_entry = unum(argv[4]), .size_funding = num(argv[5])};
+      i128 index = num(argv[7]), equity = 0;
+      PerpsResult err = risk_batch_equity((uint8_t)num(argv[1]), &sums, (uint64_t)num(argv[6]), &index, &equity);
+      result(err, equity);
+    } else if (IS("payout", 5)) {
+      BatchInput in = {.equity = num(argv[1]), .collateral = (uint64_t)num(argv[2]), .pool = (uint64_t)num(argv[3]),
+                       .insurance = (uint64_t)num(argv[4]), .reward_bps = (uint16_t)num(argv[5])};
+      BatchPayout out;
+      PerpsResult err = risk_batch_payout(&in, &out);
+      if (err) {
+        result(err, 0);
+      } else {
+        printf("%llu %llu %llu %llu ", (unsigned long long)out.reward, (unsigned long long)out.insurance_credit,
+               (unsigned long long)out.insurance_paid, (unsigned long long)out.socialized_loss);
+        put(out.pool_credit);
+      }
+    } else if (IS("bcut", 4)) {
+      BookCut cut = {.key = book_ordered(num(argv[2])), .slot = (uint32_t)unum(argv[3]), .above = num(argv[4]) != 0};
+      BookSums total;
+      PerpsResult err = book_cut(&book, (uint8_t)num(argv[1]), &cut, &total);
+      if (err) {
+        result(err, 0);
+      } else {
+        printf("%u %llu %llu ", total.count, (unsigned long long)total.collateral, (unsigned long long)total.size);
+        putu(total.size_entry);
+        putchar(' ');
+        put(total.size_funding);
+      }
+    } else if (IS("bgc", 1)) {
+      uint32_t freed;
+      book_collect_garbage(&book, (uint32_t)num(argv[1]), &freed);
+      printf("%u %u", freed, book.header->garbage_count);
+    } else if (IS("bfree", 0)) {
+      /* lengths of the free lists, and the high-water marks */
+      uint32_t slots = 0, nodes = 0;
+      for (uint32_t s = book.header->free_slot; s; s = book.slots[s - 1].next) slots++;
+      for (uint32_t n = book.header->free_node; n; n = book_node(&book, n)->children[0]) nodes++;
+      printf("%u %u %u %u", slots, book.header->slots_used, nodes, book.header->nodes_used);
     } else if (IS("bnew", 1)) {
       book_new((uint32_t)num(argv[1]));
       printf("ok");

@@ -254,6 +254,14 @@ class Generator:
             self.emit(f"#define PERPS_SIZE_{up} (8 + sizeof({c_name(acc['name'])}))")
         self.emit()
 
+        self.emit("/* ---- events: 8-byte discriminator (sha256('event:<Name>')), then the borsh struct ---- */")
+        for event in idl.get("events", []):
+            disc = bytes(event["discriminator"])
+            if disc != discriminator("event", event["name"]):
+                raise IdlError(f"event {event['name']}: discriminator is not sha256('event:{event['name']}')[:8]")
+            self.emit(f"#define PERPS_EVENT_{snake_upper(event['name'])} 0x{int.from_bytes(disc, 'little'):016x}ULL")
+        self.emit()
+
         self.emit("/* ---- instructions ---- */")
         self.emit("#define PERPS_ACC_SIGNER 1")
         self.emit("#define PERPS_ACC_WRITABLE 2")
