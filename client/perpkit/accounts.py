@@ -74,6 +74,15 @@ class Market:
     positions_opened: int
     positions_closed: int
     volume: int
+    liquidation_batches: int
+    positions_liquidated: int
+    collateral_liquidated: int
+    cranker_rewards: int
+    insurance_from_liquidations: int
+    insurance_paid: int
+    socialized_loss: int
+    last_liquidation_slot: int
+    last_liquidation_price: int
 
     @property
     def skew(self) -> int:

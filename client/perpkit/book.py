@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from solders.pubkey import Pubkey
 
+from perpkit import risk
 from perpkit.accounts import BookHeader, decode_book_header
 from perpkit.errors import AccountDecodeError
 from perpkit.idl import perps_idl
@@ -130,3 +131,9 @@ class Book:
     def funding_at_open(self, slot: int) -> int:
         s = self.slots[slot]
         return join_i128(s["funding_at_open_lo"], s["funding_at_open_hi"])
+
+    def terms(self, slot: int) -> risk.Terms:
+        """The position in ``slot`` as the risk engine sees it."""
+        s = self.slots[slot]
+        return risk.Terms(int(s["side"]), int(s["size"]), int(s["collateral"]), int(s["entry_price"]),
+                          self.funding_at_open(slot))  # fmt: skip

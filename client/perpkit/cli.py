@@ -18,7 +18,13 @@ from perpkit.accounts import PRICE_SCALE
 from perpkit.client import Client
 from perpkit.errors import PerpkitError
 from perpkit.idl import PROGRAM_ID
-from perpkit.localnet.launcher import DEFAULT_CLI_KEYPAIR, LocalnetOptions, run_litesvm, run_test_validator
+from perpkit.localnet.launcher import (
+    DEFAULT_CLI_KEYPAIR,
+    LocalnetOptions,
+    read_keypair,
+    run_litesvm,
+    run_test_validator,
+)
 from perpkit.resources import program_path
 from perpkit.testing import setup_market
 
@@ -63,6 +69,35 @@ async def demo(program: Path, program_id: Pubkey) -> None:
     _say(f"\ndone in {time.perf_counter() - started:.2f} s")
 
 
+def _quote(atoms: int) -> str:
+    return f"{atoms / PRICE_SCALE:,.6f}"
+
+
+async def crank(args: argparse.Namespace) -> None:
+    """``perpkit crank --once``: simulate, liquidate if anything is past its liquidation price, collect, clear."""
+    from perpkit.crank import crank_once
+
+    cranker = read_keypair(args.keypair)
+    client = await Client.connect(args.url, payer=cranker, program_id=args.program_id)
+    try:
+        _say(f"perpkit crank: market {args.market} on {args.url}, cranker {cranker.pubkey()}")
+        done = await crank_once(client, args.market, cranker_token=args.cranker_token)
+        if done.liquidation is None:
+            _say("  nothing to liquidate (simulation said NothingToLiquidate); nothing sent")
+        else:
+            batch, cu = done.liquidation.batch, done.liquidation.result.compute_units
+            sides = f"{batch.long_count} long, {batch.short_count} short"
+            _say(f"  liquidated {batch.count} positions ({sides}) at index {_quote(batch.index_price)}")
+            _say(f"  in one transaction: {cu:,} CU")
+            _say(f"  equity {_quote(batch.equity)}: reward {_quote(batch.cranker_reward)}, "
+                 f"insurance +{_quote(batch.insurance_credit)} -{_quote(batch.insurance_paid)}, "
+                 f"socialised {_quote(batch.socialized_loss)}")  # fmt: skip
+        _say(f"  garbage collection: {done.gc_transactions} transaction(s)")
+        _say(f"  cleared {len(done.cleared)} reference(s) to liquidated positions")
+    finally:
+        await client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="perpkit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"perpkit {__version__}")
@@ -88,6 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_local.add_argument(
         "--no-default-payer", action="store_true", help=f"do not fund {DEFAULT_CLI_KEYPAIR} (tests, CI)"
     )
+    p_crank = sub.add_parser("crank", help="one liquidation round on a market: liquidate, collect garbage, clear")
+    p_crank.add_argument("--once", action="store_true", help="run one round and exit (the only mode so far)")
+    p_crank.add_argument("--url", default="http://127.0.0.1:8899", help="JSON-RPC endpoint (default: localnet)")
+    p_crank.add_argument("--market", type=Pubkey.from_string, required=True, help="market address")
+    p_crank.add_argument("--keypair", type=Path, default=DEFAULT_CLI_KEYPAIR, help="cranker keypair (pays fees)")
+    p_crank.add_argument(
+        "--cranker-token",
+        type=Pubkey.from_string,
+        default=None,
+        help="token account for the reward (default: the cranker's associated token account)",
+    )
+    p_crank.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -108,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             run = run_litesvm if args.engine == "litesvm" else run_test_validator
             asyncio.run(run(options, _say, started))
+        elif args.command == "crank":
+            if not args.once:
+                parser.error("crank: only --once is implemented so far (the long-running bot comes later)")
+            asyncio.run(crank(args))
     except PerpkitError as exc:
         print(f"perpkit: error: {exc}", file=sys.stderr)
         return 1

@@ -514,6 +514,13 @@ class Client:
                                        position=slot, amount=amount, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
+    async def clear_position(self, market: Pubkey, owner: Pubkey, slot: int) -> TxResult:
+        """Remove ``owner``'s reference to its liquidated position in ``slot`` (anyone may send it)."""
+        m = await self.fetch_market(market)
+        instruction = ix.clear_position(market=market, user=self.user_address(market, owner), book=m.book,
+                                        position=slot, program_id=self.program_id)  # fmt: skip
+        return await self.send([instruction])
+
     # -- reading the book --------------------------------------------------------------
     async def fetch_book(self, market: Pubkey) -> Book:
         m = await self.fetch_market(market)

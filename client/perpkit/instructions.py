@@ -281,3 +281,39 @@ def remove_margin(
 def update_funding(*, market: Pubkey, oracle: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
     """Permissionless: read the oracle and bring the funding indices up to date."""
     return build_instruction("update_funding", {"market": market, "oracle": oracle}, {}, program_id)
+
+
+def liquidate(
+    *,
+    cranker: Pubkey,
+    market: Pubkey,
+    book: Pubkey,
+    oracle: Pubkey,
+    vault: Pubkey,
+    cranker_token: Pubkey,
+    program_id: Pubkey = PROGRAM_ID,
+) -> Instruction:
+    """Permissionless: liquidate every position past its liquidation price; the reward goes to ``cranker_token``."""
+    accounts = {
+        "cranker": cranker,
+        "market": market,
+        "book": book,
+        "oracle": oracle,
+        "vault": vault,
+        "cranker_token": cranker_token,
+        "market_authority": pda.market_authority_address(market, program_id),
+    }
+    return build_instruction("liquidate", accounts, {}, program_id)
+
+
+def collect_garbage(*, market: Pubkey, book: Pubkey, max_nodes: int, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    """Permissionless: free up to ``max_nodes`` nodes and slots of liquidated subtrees."""
+    return build_instruction("collect_garbage", {"market": market, "book": book}, {"max_nodes": max_nodes}, program_id)
+
+
+def clear_position(
+    *, market: Pubkey, user: Pubkey, book: Pubkey, position: int, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    """Remove a user's reference to a liquidated position (anyone may send it)."""
+    accounts = {"market": market, "user": user, "book": book}
+    return build_instruction("clear_position", accounts, {"position": position}, program_id)

@@ -55,6 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "litesvm_only: the test needs the in-process runtime")
+    config.addinivalue_line("markers", "rpc_only: the test needs a JSON-RPC endpoint (e.g. it drives the CLI)")
 
 
 def selected_backends(config: pytest.Config) -> list[str]:
@@ -67,6 +68,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = selected_backends(metafunc.config)
         if metafunc.definition.get_closest_marker("litesvm_only"):
             backends = [b for b in backends if b == "litesvm"]
+        if metafunc.definition.get_closest_marker("rpc_only"):
+            backends = [b for b in backends if b == "rpc"]
         metafunc.parametrize("perps_backend", backends, indirect=True)
 
 

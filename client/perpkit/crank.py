@@ -1,0 +1,213 @@
+"""The liquidation crank's parts, as library calls: find, liquidate, collect garbage, clear.
+
+``perpkit crank --once`` runs one round with them; a long-running bot is a
+loop around :func:`crank_once`.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, fields
+
+import numpy as np
+from anchorpy.coder.event import EventCoder
+from numpy.typing import NDArray
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from perpkit import instructions as ix
+from perpkit import program_errors, risk
+from perpkit.accounts import Market, account_size, decode_user
+from perpkit.backends.base import TxResult
+from perpkit.book import Book
+from perpkit.client import Client
+from perpkit.idl import perps_idl
+from perpkit.positions import project_funding
+from perpkit.spl_token import associated_token_address
+
+DEFAULT_GC_BATCH = 512
+"""Nodes and slots freed per collect_garbage transaction (about 1,000 CU each, measured: well under the limit)."""
+
+
+@dataclass(frozen=True)
+class LiquidationBatch:
+    """The ``LiquidationBatch`` event of one liquidate instruction."""
+
+    market: Pubkey
+    cranker: Pubkey
+    slot: int
+    unix_timestamp: int
+    index_price: int
+    long_count: int
+    short_count: int
+    long_size: int
+    short_size: int
+    collateral: int
+    equity: int
+    cranker_reward: int
+    insurance_credit: int
+    insurance_paid: int
+    socialized_loss: int
+    pool_credit: int
+
+    @property
+    def count(self) -> int:
+        return self.long_count + self.short_count
+
+
+def decode_batches(logs: list[str]) -> list[LiquidationBatch]:
+    """``LiquidationBatch`` events in a transaction's logs (anchorpy's event coder, from the IDL)."""
+    coder = EventCoder(perps_idl().anchor)
+    batches = []
+    for line in logs:
+        if not line.startswith("Program data: "):
+            continue
+        event = coder.parse(base64.b64decode(line.removeprefix("Program data: ")))
+        if event is None or event.name != "LiquidationBatch":
+            continue
+        data = event.data
+        batches.append(LiquidationBatch(**{f.name: getattr(data, f.name) for f in fields(LiquidationBatch)}))
+    return batches
+
+
+def _split_i128(value: int) -> tuple[int, int]:
+    """(signed high word, unsigned low word) of a 128-bit value, as the book stores keys."""
+    return value >> 64, value & (2**64 - 1)
+
+
+def find_liquidatable(book: Book, market: Market, index_price: int) -> dict[int, NDArray[np.uint32]]:
+    """Live positions per side (``risk.LONG``/``risk.SHORT``) that ``liquidate`` would cut at ``index_price``.
+
+    Vectorised over the whole book: the funding-free keys are compared with
+    each side's threshold as two 64-bit words.  ``market`` should have its
+    funding brought forward (``project_funding``) to when the liquidation runs.
+    """
+    found: dict[int, NDArray[np.uint32]] = {}
+    for side in (risk.LONG, risk.SHORT):
+        slots = book.live_slots(side)
+        threshold = risk.threshold(side, index_price, market.funding_index(side), market.params.maintenance_margin_bps)
+        t_hi, t_lo = _split_i128(threshold)
+        hi = book.slots["key_hi"][slots].astype(object) if not -(2**63) <= t_hi < 2**63 else book.slots["key_hi"][slots]
+        lo = book.slots["key_lo"][slots]
+        if side == risk.LONG:  # key > threshold
+            mask = (hi > t_hi) | ((hi == t_hi) & (lo > np.uint64(t_lo)))
+        else:  # key < threshold
+            mask = (hi < t_hi) | ((hi == t_hi) & (lo < np.uint64(t_lo)))
+        found[side] = slots[np.asarray(mask, dtype=bool)]
+    return found
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    """What a liquidate transaction did."""
+
+    result: TxResult
+    batch: LiquidationBatch
+
+
+async def liquidate(
+    client: Client,
+    market: Pubkey,
+    *,
+    cranker: Keypair | None = None,
+    cranker_token: Pubkey | None = None,
+    simulate_first: bool = True,
+) -> Liquidation | None:
+    """Liquidate everything past its liquidation price in one instruction; None when there is nothing.
+
+    The reward goes to ``cranker_token`` (default: the cranker's associated
+    token account for the market's quote mint, which must exist).
+    """
+    signer = cranker or client.payer
+    m = await client.fetch_market(market)
+    target = cranker_token or associated_token_address(signer.pubkey(), m.quote_mint)
+    instruction = ix.liquidate(cranker=signer.pubkey(), market=market, book=m.book, oracle=m.oracle, vault=m.vault,
+                               cranker_token=target, program_id=client.program_id)  # fmt: skip
+    try:
+        if simulate_first:
+            await client.simulate([instruction], [signer], compute_unit_limit=1_400_000)
+        result = await client.send([instruction], [signer], compute_unit_limit=1_400_000)
+    except program_errors.NothingToLiquidate:
+        return None
+    (batch,) = decode_batches(result.logs)
+    return Liquidation(result, batch)
+
+
+async def collect_garbage(client: Client, market: Pubkey, *, max_nodes: int = DEFAULT_GC_BATCH) -> int:
+    """Free the garbage of past liquidations, ``max_nodes`` a transaction; the number of transactions sent."""
+    m = await client.fetch_market(market)
+    sent = 0
+    while (await client.fetch_book_header(m.book)).garbage != 0:
+        await client.send([ix.collect_garbage(market=market, book=m.book, max_nodes=max_nodes,
+                                              program_id=client.program_id)])  # fmt: skip
+        sent += 1
+    return sent
+
+
+async def clear_liquidated(client: Client, market: Pubkey) -> list[tuple[Pubkey, int]]:
+    """Clear every user's references to liquidated positions; the (user, slot) pairs cleared."""
+    book = await client.fetch_book(market)
+    live = book.live_mask()
+    book_address = book.header.address
+    disc = perps_idl().account_discriminator("User")
+    users = await client.backend.get_program_accounts(
+        client.program_id, data_size=account_size("User"), memcmp=[(0, disc), (8, bytes(market))]
+    )
+    cleared = []
+    for address, account in users:
+        user = decode_user(address, bytes(account.data))
+        for ref in user.open_refs:
+            gone = int(book.slots[ref.slot]["generation"]) != ref.generation or not live[ref.slot]
+            if gone:
+                clear = ix.clear_position(
+                    market=market, user=address, book=book_address, position=ref.slot, program_id=client.program_id
+                )
+                await client.send([clear])
+                cleared.append((address, ref.slot))
+    return cleared
+
+
+@dataclass(frozen=True)
+class CrankRound:
+    liquidation: Liquidation | None
+    gc_transactions: int
+    cleared: list[tuple[Pubkey, int]]
+
+
+async def crank_once(client: Client, market: Pubkey, *, cranker_token: Pubkey | None = None) -> CrankRound:
+    """One round: liquidate (simulated first; skipped when nothing is liquidatable), collect, clear."""
+    liquidation = await liquidate(client, market, cranker_token=cranker_token)
+    gc = await collect_garbage(client, market)
+    cleared = await clear_liquidated(client, market)
+    return CrankRound(liquidation, gc, cleared)
+
+
+@dataclass(frozen=True)
+class BatchForecast:
+    """The model's prediction of one ``liquidate``: the slots cut per side and where the value goes."""
+
+    cut: dict[int, NDArray[np.uint32]]
+    equity: int
+    collateral: int
+    payout: risk.Payout
+    market: Market
+
+    @property
+    def slots(self) -> set[int]:
+        return {int(s) for slots in self.cut.values() for s in slots}
+
+
+def expected_batch(book: Book, market: Market, index_price: int, now: int) -> BatchForecast:
+    """What a liquidate at ``now`` and ``index_price`` would do, by the reference model (SPEC 6)."""
+    m = project_funding(market, now)
+    cut = find_liquidatable(book, m, index_price)
+    equity = 0
+    collateral = 0
+    for side, slots in cut.items():
+        sums = risk.Sums.of([book.terms(int(s)) for s in slots])
+        collateral += sums.collateral
+        if sums.count:
+            equity += risk.batch_equity(side, sums, index_price, m.funding_index(side))
+    payout = risk.batch_payout(equity, collateral, m.pool_balance, m.insurance_balance,
+                               m.params.liquidation_reward_bps)  # fmt: skip
+    return BatchForecast(cut, equity, collateral, payout, m)
