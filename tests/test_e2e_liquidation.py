@@ -1,0 +1,338 @@
+"""Batch liquidation, insurance, garbage collection and clearing (SPEC 6-7), end to end.
+
+Every test attaches a ConservationChecker (SPEC 7 after every transaction).
+Expected batches come from the model (``perpkit.crank.expected_batch``: the
+positions the reference model finds liquidatable, and the payout) evaluated
+on the decoded chain state just before the liquidation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from solders.keypair import Keypair
+
+from perpkit import Client, MarketParams, program_errors
+from perpkit import instructions as ix
+from perpkit.crank import (
+    BatchForecast,
+    Liquidation,
+    clear_liquidated,
+    collect_garbage,
+    expected_batch,
+    find_liquidatable,
+    liquidate,
+)
+from perpkit.positions import Health, Position, Side, project_funding
+from perpkit.risk import LONG, SHORT
+from perpkit.spl_token import associated_token_address
+from perpkit.testing import ConservationChecker, TradingSetup, changed_accounts, setup_trading, snapshot
+
+UNIT = 10**6
+PRICE = 100 * UNIT
+
+
+async def start(c: Client, **kwargs: Any) -> TradingSetup:
+    setup = await setup_trading(c, price=PRICE, **kwargs)
+    ConservationChecker(c, setup.market).attach()
+    return setup
+
+
+async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> tuple[Liquidation | None, BatchForecast]:
+    """Publish ``price``, predict the batch from the chain state, liquidate, and check the prediction."""
+    await c.set_oracle_price(setup.oracle, price=price)
+    market = await c.fetch_market(setup.market)
+    book = await c.fetch_book(setup.market)
+    model = expected_batch(book, market, price, await c.now())
+    cranker_token = associated_token_address(c.payer.pubkey(), setup.quote_mint)
+    reward_before = await c.token_balance(cranker_token)
+    done = await liquidate(c, setup.market)
+    cut = model.slots
+    if not cut:
+        assert done is None
+        return None, model
+    assert done is not None
+    batch, payout = done.batch, model.payout
+    assert (batch.long_count, batch.short_count) == (len(model.cut[LONG]), len(model.cut[SHORT]))
+    assert (batch.equity, batch.collateral, batch.index_price) == (model.equity, model.collateral, price)
+    assert (batch.cranker_reward, batch.insurance_credit, batch.insurance_paid, batch.socialized_loss,
+            batch.pool_credit) == (payout.reward, payout.insurance_credit, payout.insurance_paid,
+                                   payout.socialized_loss, payout.pool_credit)  # fmt: skip
+    after = await c.fetch_market(setup.market)
+    assert await c.token_balance(cranker_token) - reward_before == payout.reward
+    assert after.insurance_balance == market.insurance_balance + payout.insurance_credit - payout.insurance_paid
+    assert after.pool_balance == market.pool_balance + payout.pool_credit
+    book_after = await c.fetch_book(setup.market)
+    live = book_after.live_mask()
+    for slot in range(book.header.slots_used):
+        if book.slots[slot]["status"] == 1 and book.live_mask()[slot]:
+            assert bool(live[slot]) == (slot not in cut), f"slot {slot}"
+            if slot not in cut:  # healthy positions are untouched
+                assert book_after.slots[slot].tobytes() == book.slots[slot].tobytes()
+    return done, model
+
+
+async def open_many(c: Client, setup: TradingSetup, orders: list[tuple[int, int, int, int]]) -> list[Position]:
+    """(trader, side, size units, collateral units) each."""
+    return [
+        await c.open_position(setup.market, side, size * UNIT, collateral * UNIT, owner=setup.traders[who])
+        for who, side, size, collateral in orders
+    ]
+
+
+async def test_a_20x_long_goes_one_tick_past_its_liquidation_price_and_not_before(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, params=MarketParams(initial_margin_bps=501, maintenance_margin_bps=500), insurance=UNIT)
+    long_ = (await open_many(c, setup, [(0, Side.LONG, 10, 51)]))[0]
+    lp = long_.liquidation_price()
+    assert 0 < long_.entry_price - lp < PRICE // 100  # about 20x: within 1% of the entry
+    done, _ = await liquidate_as_modelled(c, setup, lp)
+    assert done is None  # at the liquidation price: not yet
+    done, _ = await liquidate_as_modelled(c, setup, lp - 1)
+    assert done is not None and done.batch.long_count == 1
+
+
+async def test_a_20x_short_goes_one_tick_past_its_liquidation_price_and_not_before(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, params=MarketParams(initial_margin_bps=501, maintenance_margin_bps=500), insurance=UNIT)
+    short = (await open_many(c, setup, [(0, Side.SHORT, 10, 51)]))[0]
+    lp = short.liquidation_price()
+    assert 0 < lp - short.entry_price < PRICE // 100
+    assert (await liquidate_as_modelled(c, setup, lp))[0] is None
+    done, _ = await liquidate_as_modelled(c, setup, lp + 1)
+    assert done is not None and done.batch.short_count == 1
+
+
+async def test_liquidation_uses_the_index_not_the_mark(perps_client: Client) -> None:
+    c = perps_client
+    params = MarketParams(initial_margin_bps=600, maintenance_margin_bps=500, skew_scale=400 * UNIT)
+    setup = await start(c, params=params, traders=2)
+    long_ = (await open_many(c, setup, [(0, Side.LONG, 4, 30)]))[0]
+    await open_many(c, setup, [(1, Side.SHORT, 30, 600)])  # skew -26 units: the mark is 6.5% below the index
+    lp = long_.liquidation_price()
+    mark = lp * (400 - 26) // 400
+    assert mark < lp  # at the mark the long would be liquidatable; at the index (lp) it is not
+    assert (await liquidate_as_modelled(c, setup, lp))[0] is None
+
+
+async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruction(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(
+        c, params=MarketParams(price_band_bps=3000, initial_margin_bps=600), traders=3, insurance=100 * UNIT
+    )
+    # longs opened at 100 and shorts opened at 100, leverage from 2x to 16x: liquidation prices on many levels
+    orders = [(i % 3, Side.LONG, 5 + i, (5 + i) * 100 // lev) for i, lev in enumerate((2, 4, 6, 8, 10, 12, 14, 16))]
+    orders += [(i % 3, Side.SHORT, 4 + i, (4 + i) * 100 // lev) for i, lev in enumerate((3, 5, 7, 9, 11, 13, 15, 16))]
+    positions = await open_many(c, setup, orders)
+    market = project_funding(await c.fetch_market(setup.market), await c.now())
+    book = await c.fetch_book(setup.market)
+    # the vectorised finder agrees with the per-position model at every price level
+    for price in range(90 * UNIT, 111 * UNIT, UNIT):
+        found = find_liquidatable(book, market, price)
+        by_model = {p.slot for p in positions if p.is_liquidatable(price)}
+        assert {int(s) for slots in found.values() for s in slots} == by_model
+    # a move down takes the high-leverage longs only
+    done, _ = await liquidate_as_modelled(c, setup, 96 * UNIT)
+    assert done is not None and done.batch.long_count > 0 and done.batch.short_count == 0
+    # A long opened at 110 near max leverage liquidates below ~108; shorts opened at 100 at 11x-16x
+    # liquidate above ~101-105: at 105 both sides go in the same instruction.
+    await c.set_oracle_price(setup.oracle, price=110 * UNIT)
+    await c.advance_time(300)
+    await c.set_oracle_price(setup.oracle, price=110 * UNIT)
+    more = await open_many(c, setup, [(0, Side.LONG, 3, 21), (1, Side.LONG, 2, 40)])
+    assert more[0].liquidation_price() > 105 * UNIT > more[1].liquidation_price()
+    done, _model = await liquidate_as_modelled(c, setup, 105 * UNIT)
+    assert done is not None and done.batch.short_count >= 1 and done.batch.long_count >= 1
+
+
+async def test_payout_split_gap_insurance_and_socialised_loss(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, params=MarketParams(price_band_bps=5000), traders=3, insurance=5 * UNIT)
+    alice, _bob, _carol = setup.traders
+    a = (await open_many(c, setup, [(0, Side.LONG, 10, 120)]))[0]
+    free_before = (await c.fetch_user(setup.market, alice.pubkey())).free_collateral
+    # just past the liquidation price: positive residual equity; 10% to the cranker, the rest to insurance
+    done, _ = await liquidate_as_modelled(c, setup, a.liquidation_price() - 1)
+    assert done is not None and done.batch.equity > 0 and done.batch.cranker_reward > 0
+    assert done.batch.cranker_reward == done.batch.equity * 1000 // 10_000
+    # the trader gets nothing back and owes nothing: free collateral is exactly what it was after the open
+    assert (await c.fetch_user(setup.market, alice.pubkey())).free_collateral == free_before
+    # a gap through the liquidation price: negative equity, and the insurance fund pays all of it
+    await recentre(c, setup)
+    b = (await open_many(c, setup, [(1, Side.LONG, 20, 250)]))[0]
+    done, _ = await liquidate_as_modelled(c, setup, b.liquidation_price() - 6 * UNIT)
+    assert done is not None and done.batch.equity < 0 and done.batch.cranker_reward == 0
+    assert done.batch.insurance_paid == -done.batch.equity and done.batch.socialized_loss == 0
+    # a deeper gap than the fund holds: the fund pays what it has and the rest is socialised
+    await recentre(c, setup)
+    fund = (await c.fetch_market(setup.market)).insurance_balance
+    k = (await open_many(c, setup, [(2, Side.LONG, 30, 400)]))[0]
+    done, _ = await liquidate_as_modelled(c, setup, k.liquidation_price() - 15 * UNIT)
+    assert done is not None and -done.batch.equity > fund > 0
+    assert done.batch.insurance_paid == fund and done.batch.socialized_loss == -done.batch.equity - fund
+    first_loss = done.batch.socialized_loss
+    # with the fund empty, the whole shortfall is recorded as socialised loss
+    await recentre(c, setup)
+    assert (await c.fetch_market(setup.market)).insurance_balance == 0
+    z = (await open_many(c, setup, [(0, Side.LONG, 10, 150)]))[0]
+    done, _model = await liquidate_as_modelled(c, setup, z.liquidation_price() - 10 * UNIT)
+    assert done is not None and done.batch.insurance_paid == 0 and done.batch.socialized_loss == -done.batch.equity > 0
+    m = await c.fetch_market(setup.market)
+    assert m.insurance_balance == 0 and m.socialized_loss == first_loss + done.batch.socialized_loss
+    assert m.pool_balance >= 0 and m.liquidation_batches == 4 and m.positions_liquidated == 4
+
+
+async def recentre(c: Client, setup: TradingSetup) -> None:
+    """Back to the start price, with the EWMA caught up, so new positions can open."""
+    await c.set_oracle_price(setup.oracle, price=PRICE)
+    await c.advance_time(300)
+    await c.set_oracle_price(setup.oracle, price=PRICE)
+
+
+async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_safely(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=3)
+    alice, _bob, carol = setup.traders
+    pos = (await open_many(c, setup, [(0, Side.LONG, 10, 150)]))[0]
+    await open_many(c, setup, [(1, Side.SHORT, 2, 50)])
+    await liquidate_as_modelled(c, setup, pos.liquidation_price() - 1)
+    await c.set_oracle_price(setup.oracle, price=PRICE * 2)  # the price comes back, and more
+    (mine,) = await c.positions(setup.market, alice.pubkey())
+    assert mine.liquidated and mine.health(PRICE * 2) is Health.LIQUIDATABLE
+    for attempt in (
+        c.close_position(setup.market, pos.slot, owner=alice),
+        c.add_margin(setup.market, pos.slot, UNIT, owner=alice),
+        c.remove_margin(setup.market, pos.slot, UNIT, owner=alice),
+    ):
+        with pytest.raises(program_errors.PositionLiquidated):
+            await attempt
+    # garbage collection frees the slot; a new position reuses it with a new generation
+    assert await collect_garbage(c, setup.market) >= 1
+    header = await c.fetch_book_header((await c.fetch_market(setup.market)).book)
+    assert header.garbage == 0 and header.garbage_count == 0
+    await c.set_oracle_price(setup.oracle, price=PRICE)
+    newcomer = (await open_many(c, setup, [(2, Side.LONG, 1, 30)]))[0]
+    assert newcomer.slot == pos.slot and newcomer.generation == pos.generation + 1
+    # alice's old reference is still the liquidated position, never carol's new one
+    (mine,) = await c.positions(setup.market, alice.pubkey())
+    assert mine.liquidated
+    with pytest.raises(program_errors.PositionLiquidated):
+        await c.close_position(setup.market, pos.slot, owner=alice)
+    with pytest.raises(program_errors.PositionNotLiquidated):  # carol's is live: it cannot be cleared
+        await c.clear_position(setup.market, carol.pubkey(), newcomer.slot)
+    # anyone can clear alice's reference
+    stranger = Client(c.backend, Keypair(), program_id=c.program_id)
+    await c.backend.request_airdrop(stranger.payer.pubkey(), 10**9)
+    await stranger.clear_position(setup.market, alice.pubkey(), pos.slot)
+    assert await c.positions(setup.market, alice.pubkey()) == []
+    assert [p.slot for p in await c.positions(setup.market, carol.pubkey())] == [newcomer.slot]
+
+
+async def test_stale_oracle_stops_liquidation_band_does_not(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=1)
+    pos = (await open_many(c, setup, [(0, Side.LONG, 10, 150)]))[0]
+    await c.advance_time(61)
+    with pytest.raises(program_errors.OracleStale):
+        await liquidate(c, setup.market)
+    # a 14% drop: the band is breached (a short, away from the EWMA, is refused) but liquidation works
+    await c.set_oracle_price(setup.oracle, price=86 * UNIT)
+    with pytest.raises(program_errors.PriceBandBreached):
+        await c.open_position(setup.market, Side.SHORT, UNIT, 50 * UNIT, owner=setup.traders[0])
+    assert pos.liquidation_price() > 86 * UNIT
+    done, _ = await liquidate_as_modelled(c, setup, 86 * UNIT)
+    assert done is not None and done.batch.count == 1
+
+
+async def test_crank_round_clears_everything(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=3, params=MarketParams(price_band_bps=5000))
+    await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.LONG, 8, 100), (2, Side.SHORT, 3, 100)])
+    assert await liquidate(c, setup.market) is None  # nothing yet: simulation said so, nothing sent
+    await liquidate_as_modelled(c, setup, 80 * UNIT)
+    cleared = await clear_liquidated(c, setup.market)
+    assert len(cleared) == 2
+    assert await collect_garbage(c, setup.market) >= 1
+    assert len(await c.positions(setup.market)) == 1
+
+
+MARKET_IDS = itertools.count(2000)  # every hypothesis example gets a market of its own
+price_paths = st.lists(st.integers(-12, 12), min_size=1, max_size=5)
+books = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([0, 1]), st.integers(1, 30), st.integers(11, 50)),
+                 min_size=1, max_size=14)  # fmt: skip
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(orders=books, path=price_paths, gap=st.integers(0, 300))
+async def test_batches_match_the_model_on_random_books(perps_client: Client, orders: list[tuple[int, int, int, int]],
+                                                        path: list[int], gap: int) -> None:  # fmt: skip
+    c = perps_client
+    params = MarketParams(price_band_bps=10_000, max_funding_rate_bps_per_day=1000, skew_scale=10**5 * UNIT)
+    setup = await setup_trading(c, price=PRICE, params=params, traders=3, insurance=20 * UNIT,
+                                market_id=next(MARKET_IDS))  # fmt: skip
+    checker = ConservationChecker(c, setup.market).attach()
+    try:
+        for who, side, size, lev_tenths in orders:  # leverage 1.1x to 5x
+            await c.open_position(
+                setup.market, side, size * UNIT, size * PRICE * 10 // lev_tenths, owner=setup.traders[who]
+            )
+        await c.advance_time(gap)
+        price = PRICE
+        for move in path:
+            price = max(UNIT, price * (100 + move * 4) // 100)
+            await liquidate_as_modelled(c, setup, price)
+        assert checker.checks > 0
+    finally:
+        c.after_send.clear()
+
+
+async def test_nothing_to_liquidate_is_refused_and_the_crank_sends_nothing(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=1)
+    await open_many(c, setup, [(0, Side.LONG, 10, 150)])
+    m = await c.fetch_market(setup.market)
+    cranker_token = associated_token_address(c.payer.pubkey(), setup.quote_mint)
+    watched = [setup.market, m.book, m.vault, cranker_token, c.payer.pubkey()]
+    before = await snapshot(c, watched)
+    assert await liquidate(c, setup.market) is None  # simulated, refused, nothing sent: not even a fee paid
+    assert await snapshot(c, watched) == before
+    raw = ix.liquidate(cranker=c.payer.pubkey(), market=setup.market, book=m.book, oracle=m.oracle, vault=m.vault,
+                       cranker_token=cranker_token, program_id=c.program_id)  # fmt: skip
+    with pytest.raises(program_errors.NothingToLiquidate):
+        await c.send([raw])
+    after = await snapshot(c, watched)
+    # the program changed nothing (the payer may have paid a fee: LiteSVM runs it, an RPC node's preflight refuses it)
+    assert set(changed_accounts(before, after)) <= {c.payer.pubkey()}
+
+
+@pytest.mark.rpc_only
+async def test_cli_crank_once_liquidates_then_finds_nothing(
+    perps_client: Client, perps_rpc_url: str, tmp_path: Path
+) -> None:
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.SHORT, 2, 100)])
+    await c.set_oracle_price(setup.oracle, price=80 * UNIT)
+    keypair = tmp_path / "cranker.json"
+    keypair.write_text(json.dumps(list(bytes(c.payer))))
+    command = [sys.executable, "-m", "perpkit.cli", "crank", "--once", "--url", perps_rpc_url,
+               "--market", str(setup.market), "--keypair", str(keypair)]  # fmt: skip
+    first = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "liquidated 1 positions (1 long, 0 short) at index 80.000000" in first.stdout
+    assert "cleared 1 reference(s)" in first.stdout
+    m = await c.fetch_market(setup.market)
+    assert m.positions_liquidated == 1 and m.last_liquidation_price == 80 * UNIT
+    second = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to liquidate" in second.stdout
+    assert (await c.fetch_market(setup.market)).liquidation_batches == 1
