@@ -113,6 +113,8 @@ typedef struct {
 PerpsResult token_transfer(Ctx *ctx, const TokenTransfer *t);
 /* The account is an initialized mint of the token program; its decimals. */
 PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals);
+/* The account is an initialised, unfrozen token account of `mint`. */
+PerpsResult token_require_account(Ctx *ctx, uint64_t account, const SolPubkey *mint);
 
 /* ---- handlers ---- */
 #define DECLARE_HANDLER(UPPER, lower, Args) PerpsResult ix_##lower(Ctx *ctx, const Args *args);

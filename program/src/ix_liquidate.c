@@ -54,6 +54,10 @@ PerpsResult ix_liquidate(Ctx *ctx, const PerpsLiquidateArgs *args) {
   TRY(market_book(ctx, PERPS_LIQUIDATE_BOOK, m, &b));
   TRY(require_vault(ctx, PERPS_LIQUIDATE_VAULT, m));
   TRY(require_address(ctx, PERPS_LIQUIDATE_TOKEN_PROGRAM, &PERPS_ADDRESS_TOKEN_PROGRAM));
+  /* checked even when there is no reward, so a misconfigured cranker learns it at once */
+  TRY(token_require_account(ctx, PERPS_LIQUIDATE_CRANKER_TOKEN, &m->quote_mint));
+  if (sol_pubkey_eq(ctx->accounts[PERPS_LIQUIDATE_CRANKER_TOKEN].key, &m->vault)) /* a reward to itself */
+    return fail_account(ctx, PERPS_LIQUIDATE_CRANKER_TOKEN, PERPS_ERR_INVALID_ACCOUNT_ADDRESS);
   SolBytes seeds[3] = {{(const uint8_t *)"authority", 9}, {ctx->accounts[MARKET].key->x, 32}, {&m->authority_bump, 1}};
   SolPubkey authority;
   if (sol_create_program_address(seeds, 3, ctx->params->program_id, &authority) != 0 ||

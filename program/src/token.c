@@ -17,6 +17,19 @@ PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals) {
   return 0;
 }
 
+/* Token account layout: Pubkey mint, Pubkey owner, u64 amount,
+ * COption<Pubkey> delegate (36), u8 state (0 uninitialised, 1 initialised, 2 frozen), ... */
+#define TOKEN_ACCOUNT_STATE_OFFSET 108
+
+PerpsResult token_require_account(Ctx *ctx, uint64_t account, const SolPubkey *mint) {
+  const SolAccountInfo *acc = &ctx->accounts[account];
+  TRY(require_owner(ctx, account, &PERPS_ADDRESS_TOKEN_PROGRAM));
+  if (acc->data_len != SPL_TOKEN_ACCOUNT_SIZE || acc->data[TOKEN_ACCOUNT_STATE_OFFSET] != 1)
+    return fail_account(ctx, account, PERPS_ERR_INVALID_ACCOUNT_DATA);
+  if (!sol_pubkey_eq((const SolPubkey *)acc->data, mint)) return fail_account(ctx, account, PERPS_ERR_INVALID_MINT);
+  return 0;
+}
+
 PerpsResult token_initialize_account(Ctx *ctx, uint64_t account, uint64_t mint, const SolPubkey *owner) {
   uint8_t data[33];
   data[0] = TOKEN_INITIALIZE_ACCOUNT3;
