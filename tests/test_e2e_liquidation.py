@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 
-from perpkit import Client, MarketParams, program_errors
+from perpkit import Client, MarketParams, pda, program_errors
 from perpkit import instructions as ix
 from perpkit.crank import (
     BatchForecast,
@@ -32,10 +32,18 @@ from perpkit.crank import (
     find_liquidatable,
     liquidate,
 )
+from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.positions import Health, Position, Side, project_funding
 from perpkit.risk import LONG, SHORT
 from perpkit.spl_token import associated_token_address
-from perpkit.testing import ConservationChecker, TradingSetup, changed_accounts, setup_trading, snapshot
+from perpkit.testing import (
+    ConservationChecker,
+    TradingSetup,
+    changed_accounts,
+    setup_trading,
+    snapshot,
+    with_account,
+)
 
 UNIT = 10**6
 PRICE = 100 * UNIT
@@ -140,6 +148,14 @@ async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruct
         found = find_liquidatable(book, market, price)
         by_model = {p.slot for p in positions if p.is_liquidatable(price)}
         assert {int(s) for slots in found.values() for s in slots} == by_model
+    # the vectorised liquidation prices are the model's, position by position
+    by_slot = {p.slot: p.liquidation_price() for p in positions}
+    for side in (LONG, SHORT):
+        slots = book.live_slots(side)
+        prices = book.liquidation_prices(side, slots, market.funding_index(side), market.params.maintenance_margin_bps)
+        assert {int(s): int(p) for s, p in zip(slots, prices, strict=True)} == {
+            p.slot: by_slot[p.slot] for p in positions if p.side == side
+        }
     # a move down takes the high-leverage longs only
     done, _ = await liquidate_as_modelled(c, setup, 96 * UNIT)
     assert done is not None and done.batch.long_count > 0 and done.batch.short_count == 0
@@ -336,3 +352,93 @@ async def test_cli_crank_once_liquidates_then_finds_nothing(
     assert second.returncode == 0, second.stderr
     assert "nothing to liquidate" in second.stdout
     assert (await c.fetch_market(setup.market)).liquidation_batches == 1
+    # a market that does not exist: one clear line, exit status 1
+    nowhere = Keypair().pubkey()
+    command[command.index(str(setup.market))] = str(nowhere)
+    third = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 1
+    assert third.stderr.strip().splitlines()[-1] == f"perpkit: error: market {nowhere} does not exist"
+
+
+async def test_collect_garbage_is_bounded_per_call(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.LONG, 8, 100), (0, Side.LONG, 5, 60)])
+    await liquidate_as_modelled(c, setup, 70 * UNIT)
+    book = await c.fetch_book(setup.market)
+    assert book.header.garbage_count == 3 and len(book.cut_slots()) == 3
+    with pytest.raises(InvalidInput):
+        await collect_garbage(c, setup.market, max_nodes=0)
+    # one item (a tree node or a position slot) a call
+    items = book.garbage_items()
+    assert items >= 3
+    assert await collect_garbage(c, setup.market, max_nodes=1) == items
+    book = await c.fetch_book(setup.market)
+    assert book.header.garbage == 0 and book.header.garbage_count == 0 and len(book.cut_slots()) == 0
+
+
+async def test_liquidate_without_a_reward_account_says_so(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=1)
+    stranger = Keypair()  # has no token account for the quote mint
+    await c.backend.request_airdrop(stranger.pubkey(), 10**9)
+    with pytest.raises(AccountNotFound, match="the cranker's token account for the reward"):
+        await liquidate(c, setup.market, cranker=stranger)
+
+
+async def test_liquidate_gc_and_clear_validate_every_account(perps_client: Client) -> None:
+    """Each wrong account is refused with its named error and changes nothing; then the right ones work."""
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    other = await setup_trading(c, price=PRICE, traders=1, market_id=77)
+    await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.SHORT, 2, 100)])
+    await c.set_oracle_price(setup.oracle, price=80 * UNIT)  # the long is liquidatable
+    m = await c.fetch_market(setup.market)
+    o = await c.fetch_market(other.market)
+    mine = associated_token_address(c.payer.pubkey(), setup.quote_mint)
+    theirs = associated_token_address(c.payer.pubkey(), other.quote_mint)  # right owner, wrong mint
+    good = ix.liquidate(cranker=c.payer.pubkey(), market=setup.market, book=m.book, oracle=m.oracle, vault=m.vault,
+                        cranker_token=mine, program_id=c.program_id)  # fmt: skip
+    bad = [
+        (with_account(good, "cranker", Keypair().pubkey(), signer=False), program_errors.MissingSigner),
+        (with_account(good, "market", other.market), program_errors.InvalidAccountAddress),
+        (with_account(good, "market", setup.oracle), program_errors.InvalidDiscriminator),
+        (with_account(good, "book", o.book), program_errors.InvalidAccountAddress),
+        (with_account(good, "book", writable=False), program_errors.AccountNotWritable),
+        (with_account(good, "oracle", other.oracle), program_errors.InvalidAccountAddress),
+        (with_account(good, "vault", o.vault), program_errors.InvalidAccountAddress),
+        (with_account(good, "cranker_token", theirs), program_errors.InvalidMint),
+        (with_account(good, "cranker_token", m.vault), program_errors.InvalidAccountAddress),
+        (with_account(good, "cranker_token", setup.oracle), program_errors.InvalidAccountOwner),
+        (with_account(good, "market_authority", Keypair().pubkey()), program_errors.InvalidPda),
+        (with_account(good, "token_program", c.program_id), program_errors.InvalidAccountAddress),
+    ]
+    gc = ix.collect_garbage(market=setup.market, book=m.book, max_nodes=10, program_id=c.program_id)
+    bad += [
+        (with_account(gc, "book", o.book), program_errors.InvalidAccountAddress),
+        (with_account(gc, "book", writable=False), program_errors.AccountNotWritable),
+    ]
+    alice = setup.traders[0].pubkey()
+    clear = ix.clear_position(market=setup.market, user=pda.user_address(setup.market, alice, program_id=c.program_id),
+                              book=m.book, position=0, program_id=c.program_id)  # fmt: skip
+    bad += [
+        (with_account(clear, "user", pda.user_address(other.market, other.traders[0].pubkey(),
+                                                      program_id=c.program_id)), program_errors.WrongMarket),
+        (with_account(clear, "book", o.book), program_errors.InvalidAccountAddress),
+    ]  # fmt: skip
+    watched = [setup.market, m.book, m.vault, mine, theirs, other.market, o.book]
+    before = await snapshot(c, watched)
+    for case, (instruction, error) in enumerate(bad):
+        try:
+            with pytest.raises(error):
+                await c.send([instruction])
+        except BaseException as exc:
+            exc.add_note(f"bad account case {case}")
+            raise
+        assert set(changed_accounts(before, await snapshot(c, watched))) <= {c.payer.pubkey()}
+    with pytest.raises(program_errors.PositionNotLiquidated):  # not yet liquidated: nothing to clear
+        await c.send([clear])
+    done = await liquidate(c, setup.market)
+    assert done is not None and done.batch.long_count == 1
+    await c.send([clear])
+    assert await c.positions(setup.market, alice) == []

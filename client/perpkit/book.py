@@ -124,6 +124,45 @@ class Book:
         open_ = self.slots["status"][:used] == SLOT_OPEN
         return np.nonzero(open_ & ~self.live_mask()[:used])[0].astype(np.uint32)
 
+    def liquidation_prices(
+        self, side: int, slots: NDArray[np.uint32], funding_index: int, mm_bps: int
+    ) -> NDArray[np.int64]:
+        """``risk.liquidation_price`` of each position in ``slots`` (all of ``side``), exactly, for a whole array.
+
+        The 128-bit keys are joined as Python integers inside a numpy object
+        array (exact; about 30 ms for 65,536 positions), and the results are
+        clamped into int64 (a long that can never be liquidated shows a price
+        at or below zero).
+        """
+        s = self.slots[slots]
+        keys = s["key_hi"].astype(object) * (1 << 64) + s["key_lo"].astype(object)
+        scaled_index = funding_index * risk.BPS
+        if side == risk.LONG:
+            divisor = risk.FS * (risk.BPS - mm_bps)
+            prices = -((-(keys + scaled_index)) // divisor)  # ceiling division
+        else:
+            divisor = risk.FS * (risk.BPS + mm_bps)
+            prices = (keys - scaled_index) // divisor
+        bound = (1 << 63) - 1
+        return np.asarray(np.clip(prices, -bound, bound), dtype=np.int64)
+
+    def garbage_items(self) -> int:
+        """Tree nodes plus position slots waiting to be freed by ``collect_garbage`` (one item each)."""
+
+        def subtree(ref: int) -> int:  # untouched below a list head: inner nodes keep their counts
+            return 1 if ref & LEAF else 2 * int(self.nodes["count"][ref - 1]) - 1
+
+        items, ref = 0, self.header.garbage
+        while ref:
+            if ref & LEAF:
+                items += 1
+                ref = int(self.slots["next"][ref & ~LEAF])
+            else:  # a list head's count field links to the next head
+                node = self.nodes[ref - 1]
+                items += 1 + subtree(int(node["children"][0])) + subtree(int(node["children"][1]))
+                ref = int(node["count"])
+        return items
+
     def key(self, slot: int) -> int:
         s = self.slots[slot]
         return join_i128(s["key_lo"], s["key_hi"])

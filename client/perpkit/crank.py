@@ -21,12 +21,18 @@ from perpkit.accounts import Market, account_size, decode_user
 from perpkit.backends.base import TxResult
 from perpkit.book import Book
 from perpkit.client import Client
+from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.idl import perps_idl
 from perpkit.positions import project_funding
 from perpkit.spl_token import associated_token_address
 
-DEFAULT_GC_BATCH = 512
-"""Nodes and slots freed per collect_garbage transaction (about 1,000 CU each, measured: well under the limit)."""
+DEFAULT_GC_BATCH = 2_048
+"""Items (tree nodes and position slots) freed per collect_garbage transaction.
+
+bench/bench_liquidation.py measures about 47 CU per item, so a full batch
+costs about 100,000 CU: inside the compute limit :func:`collect_garbage` asks for.
+"""
+GC_COMPUTE_LIMIT = 400_000
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ async def liquidate(
     signer = cranker or client.payer
     m = await client.fetch_market(market)
     target = cranker_token or associated_token_address(signer.pubkey(), m.quote_mint)
+    if await client.backend.get_account(target) is None:
+        raise AccountNotFound(target, "the cranker's token account for the reward (create it, or name another)")
     instruction = ix.liquidate(cranker=signer.pubkey(), market=market, book=m.book, oracle=m.oracle, vault=m.vault,
                                cranker_token=target, program_id=client.program_id)  # fmt: skip
     try:
@@ -135,11 +143,13 @@ async def liquidate(
 
 async def collect_garbage(client: Client, market: Pubkey, *, max_nodes: int = DEFAULT_GC_BATCH) -> int:
     """Free the garbage of past liquidations, ``max_nodes`` a transaction; the number of transactions sent."""
+    if not 1 <= max_nodes < 2**32:
+        raise InvalidInput(f"max_nodes must be between 1 and 2**32 - 1, got {max_nodes}")
     m = await client.fetch_market(market)
     sent = 0
     while (await client.fetch_book_header(m.book)).garbage != 0:
-        await client.send([ix.collect_garbage(market=market, book=m.book, max_nodes=max_nodes,
-                                              program_id=client.program_id)])  # fmt: skip
+        gc = ix.collect_garbage(market=market, book=m.book, max_nodes=max_nodes, program_id=client.program_id)
+        await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT)
         sent += 1
     return sent
 
