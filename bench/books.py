@@ -2,7 +2,7 @@
 
 ``fill_book`` opens ``n`` positions through ``open_position`` itself. It
 uses 2,048-odd traders (each holds at most 32), batches up to 16 opens per
-transaction, alternates longs and shorts to keep the skew near zero, and
+transaction, alternates longs and shorts (by default) to keep the skew near zero, and
 spreads sizes and leverage so the keys are varied and the trees are
 realistic.
 """
@@ -51,8 +51,13 @@ async def fill_book(
     leverage: tuple[float, float] = (2.0, 9.0),
     seed: int = 7,
     market_id: int = 0,
+    sides: tuple[int, ...] = (0, 1),
 ) -> FilledBook:
-    """A market on a book of ``capacity`` holding ``n`` positions opened by real transactions."""
+    """A market on a book of ``capacity`` holding ``n`` positions opened by real transactions.
+
+    Sides are taken in turn from ``sides``: ``(0, 1)`` alternates longs and
+    shorts, ``(0,)`` makes a long-only book.
+    """
     rng = random.Random(seed)
     params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=10**6)
     setup = await setup_market(c, price=price, params=params, book_capacity=capacity, market_id=market_id)
@@ -93,11 +98,11 @@ async def fill_book(
             progress("traders", i + 1, users, started)
     opened = 0
     started = time.perf_counter()
-    side = 0
     while opened < n:
         trader = traders[opened // PER_USER]
         batch = []
         for _ in range(min(PER_TX, n - opened, PER_USER - opened % PER_USER)):
+            side = sides[opened % len(sides)]
             size = rng.randint(1, 50) * UNIT + rng.randint(0, UNIT)
             notional = size * price // UNIT
             collateral = int(notional / rng.uniform(*leverage)) + 1
@@ -114,7 +119,6 @@ async def fill_book(
                     program_id=c.program_id,
                 )
             )
-            side ^= 1
             opened += 1
         await c.send(batch, [trader], compute_unit_limit=1_400_000)
         if opened % 1024 == 0 or opened == n:
