@@ -95,6 +95,10 @@ PerpsResult user_position(Ctx *ctx, PerpsUser *u, const Book *b, uint32_t slot, 
 void position_terms(const PerpsPositionSlot *p, PositionTerms *out);
 /* The market's vault at `index`. */
 PerpsResult require_vault(Ctx *ctx, uint64_t index, const PerpsMarket *m);
+/* The vault's owner at `index`: PDA("authority", market, stored bump), checked.
+ * `seeds` (3, kept alive by the caller) then sign for it in a CPI. */
+PerpsResult require_market_authority(Ctx *ctx, uint64_t index, uint64_t market, const PerpsMarket *m,
+                                     SolBytes seeds[3]);
 
 /* ---- token.c ---- */
 #define SPL_TOKEN_ACCOUNT_SIZE 165

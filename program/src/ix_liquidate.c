@@ -58,11 +58,8 @@ PerpsResult ix_liquidate(Ctx *ctx, const PerpsLiquidateArgs *args) {
   TRY(token_require_account(ctx, PERPS_LIQUIDATE_CRANKER_TOKEN, &m->quote_mint));
   if (sol_pubkey_eq(ctx->accounts[PERPS_LIQUIDATE_CRANKER_TOKEN].key, &m->vault)) /* a reward to itself */
     return fail_account(ctx, PERPS_LIQUIDATE_CRANKER_TOKEN, PERPS_ERR_INVALID_ACCOUNT_ADDRESS);
-  SolBytes seeds[3] = {{(const uint8_t *)"authority", 9}, {ctx->accounts[MARKET].key->x, 32}, {&m->authority_bump, 1}};
-  SolPubkey authority;
-  if (sol_create_program_address(seeds, 3, ctx->params->program_id, &authority) != 0 ||
-      !sol_pubkey_eq(&authority, ctx->accounts[AUTHORITY].key))
-    return fail_account(ctx, AUTHORITY, PERPS_ERR_INVALID_PDA);
+  SolBytes seeds[3];
+  TRY(require_market_authority(ctx, AUTHORITY, MARKET, m, seeds));
   TRY(market_touch(ctx, m, &now));
   TRY(market_read_oracle(ctx, m, PERPS_LIQUIDATE_ORACLE, now, &price)); /* the index: never the mark */
 

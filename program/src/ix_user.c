@@ -56,12 +56,8 @@ PerpsResult ix_withdraw(Ctx *ctx, const PerpsWithdrawArgs *args) {
   if (u->free_collateral < args->amount) return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
   u->free_collateral -= args->amount;
   m->total_free_collateral -= args->amount;
-  /* the vault's owner: PDA("authority", market) with its stored bump */
-  SolBytes seeds[3] = {{(const uint8_t *)"authority", 9}, {ctx->accounts[MARKET].key->x, 32}, {&m->authority_bump, 1}};
-  SolPubkey expected;
-  if (sol_create_program_address(seeds, 3, ctx->params->program_id, &expected) != 0 ||
-      !sol_pubkey_eq(&expected, ctx->accounts[AUTHORITY].key))
-    return fail_account(ctx, AUTHORITY, PERPS_ERR_INVALID_PDA);
+  SolBytes seeds[3];
+  TRY(require_market_authority(ctx, AUTHORITY, MARKET, m, seeds));
   SolSignerSeeds signer = {seeds, 3};
   TokenTransfer t = {PERPS_WITHDRAW_VAULT, PERPS_WITHDRAW_OWNER_TOKEN, AUTHORITY, args->amount, &signer};
   return token_transfer(ctx, &t);

@@ -78,6 +78,18 @@ PerpsResult require_vault(Ctx *ctx, uint64_t index, const PerpsMarket *m) {
   return require_address(ctx, index, &m->vault);
 }
 
+PerpsResult require_market_authority(Ctx *ctx, uint64_t index, uint64_t market, const PerpsMarket *m,
+                                     SolBytes seeds[3]) {
+  seeds[0] = (SolBytes){(const uint8_t *)"authority", 9};
+  seeds[1] = (SolBytes){ctx->accounts[market].key->x, 32};
+  seeds[2] = (SolBytes){&m->authority_bump, 1};
+  SolPubkey expected;
+  if (sol_create_program_address(seeds, 3, ctx->params->program_id, &expected) != 0 ||
+      !sol_pubkey_eq(&expected, ctx->accounts[index].key))
+    return fail_account(ctx, index, PERPS_ERR_INVALID_PDA);
+  return 0;
+}
+
 PerpsResult user_position(Ctx *ctx, PerpsUser *u, const Book *b, uint32_t slot, uint32_t *ref) {
   (void)ctx;
   for (uint32_t i = 0; i < PERPS_MAX_USER_POSITIONS; i++) {
