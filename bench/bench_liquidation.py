@@ -36,8 +36,7 @@ from solders.pubkey import Pubkey
 from perpkit import Client, risk
 from perpkit.backends.litesvm import LiteSvmBackend
 from perpkit.book import Book
-from perpkit.crank import DEFAULT_GC_BATCH, find_liquidatable, liquidate
-from perpkit.instructions import collect_garbage
+from perpkit.crank import DEFAULT_GC_BATCH, collect_garbage, find_liquidatable, liquidate
 from perpkit.spl_token import associated_token_address
 
 LIQUIDATE_TARGET = 60_000
@@ -112,11 +111,9 @@ async def scenarios(c: Client, label: str, n: int, sides: tuple[int, ...], marke
         assert done.batch.long_count == len(expect[risk.LONG]) and done.batch.short_count == len(expect[risk.SHORT])
         after = await c.fetch_book(market)
         items = after.garbage_items()
-        txs, gc_cu, gc_max = 0, 0, 0
-        while (await c.fetch_book_header(m.book)).garbage:
-            r = await c.send([collect_garbage(market=market, book=m.book, max_nodes=gc_batch, program_id=c.program_id)],
-                             compute_unit_limit=1_400_000)  # fmt: skip
-            txs, gc_cu, gc_max = txs + 1, gc_cu + r.compute_units, max(gc_max, r.compute_units)
+        sent = await collect_garbage(c, market, max_nodes=gc_batch, book=after)
+        cus = [r.compute_units for r in sent]
+        txs, gc_cu, gc_max = len(sent), sum(cus), max(cus)
         header = await c.fetch_book_header(m.book)
         assert header.garbage_count == 0 and header.counts[0] == len(longs) - done.batch.long_count
         rewarded = done.batch.cranker_reward > 0  # a token transfer CPI in the transaction

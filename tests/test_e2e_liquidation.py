@@ -232,7 +232,7 @@ async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_sa
         with pytest.raises(program_errors.PositionLiquidated):
             await attempt
     # garbage collection frees the slot; a new position reuses it with a new generation
-    assert await collect_garbage(c, setup.market) >= 1
+    assert len(await collect_garbage(c, setup.market)) >= 1
     header = await c.fetch_book_header((await c.fetch_market(setup.market)).book)
     assert header.garbage == 0 and header.garbage_count == 0
     await c.set_oracle_price(setup.oracle, price=PRICE)
@@ -277,7 +277,7 @@ async def test_crank_round_clears_everything(perps_client: Client) -> None:
     await liquidate_as_modelled(c, setup, 80 * UNIT)
     cleared = await clear_liquidated(c, setup.market)
     assert len(cleared) == 2
-    assert await collect_garbage(c, setup.market) >= 1
+    assert len(await collect_garbage(c, setup.market)) >= 1
     assert len(await c.positions(setup.market)) == 1
 
 
@@ -372,7 +372,7 @@ async def test_collect_garbage_is_bounded_per_call(perps_client: Client) -> None
     # one item (a tree node or a position slot) a call
     items = book.garbage_items()
     assert items >= 3
-    assert await collect_garbage(c, setup.market, max_nodes=1) == items
+    assert len(await collect_garbage(c, setup.market, max_nodes=1)) == items
     book = await c.fetch_book(setup.market)
     assert book.header.garbage == 0 and book.header.garbage_count == 0 and len(book.cut_slots()) == 0
 

@@ -92,7 +92,7 @@ async def crank(args: argparse.Namespace) -> None:
             _say(f"  equity {_quote(batch.equity)}: reward {_quote(batch.cranker_reward)}, "
                  f"insurance +{_quote(batch.insurance_credit)} -{_quote(batch.insurance_paid)}, "
                  f"socialised {_quote(batch.socialized_loss)}")  # fmt: skip
-        _say(f"  garbage collection: {done.gc_transactions} transaction(s)")
+        _say(f"  garbage collection: {len(done.garbage_collection)} transaction(s)")
         _say(f"  cleared {len(done.cleared)} reference(s) to liquidated positions")
     finally:
         await client.close()

@@ -93,7 +93,7 @@ def find_liquidatable(book: Book, market: Market, index_price: int) -> dict[int,
         slots = book.live_slots(side)
         threshold = risk.threshold(side, index_price, market.funding_index(side), market.params.maintenance_margin_bps)
         t_hi, t_lo = _split_i128(threshold)
-        hi = book.slots["key_hi"][slots].astype(object) if not -(2**63) <= t_hi < 2**63 else book.slots["key_hi"][slots]
+        hi = book.slots["key_hi"][slots]
         lo = book.slots["key_lo"][slots]
         if side == risk.LONG:  # key > threshold
             mask = (hi > t_hi) | ((hi == t_hi) & (lo > np.uint64(t_lo)))
@@ -141,22 +141,29 @@ async def liquidate(
     return Liquidation(result, batch)
 
 
-async def collect_garbage(client: Client, market: Pubkey, *, max_nodes: int = DEFAULT_GC_BATCH) -> int:
-    """Free the garbage of past liquidations, ``max_nodes`` a transaction; the number of transactions sent."""
+async def collect_garbage(
+    client: Client, market: Pubkey, *, max_nodes: int = DEFAULT_GC_BATCH, book: Book | None = None
+) -> list[TxResult]:
+    """Free the garbage of past liquidations, ``max_nodes`` items a transaction; the transactions sent.
+
+    The items are counted once, from ``book`` (fetched when not given), so
+    the book account is read once however many transactions it takes.
+    """
     if not 1 <= max_nodes < 2**32:
         raise InvalidInput(f"max_nodes must be between 1 and 2**32 - 1, got {max_nodes}")
-    m = await client.fetch_market(market)
-    sent = 0
-    while (await client.fetch_book_header(m.book)).garbage != 0:
-        gc = ix.collect_garbage(market=market, book=m.book, max_nodes=max_nodes, program_id=client.program_id)
-        await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT)
-        sent += 1
-    return sent
+    book = book or await client.fetch_book(market)
+    gc = ix.collect_garbage(market=market, book=book.header.address, max_nodes=max_nodes, program_id=client.program_id)
+    transactions = -(-book.garbage_items() // max_nodes)
+    return [await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT) for _ in range(transactions)]
 
 
-async def clear_liquidated(client: Client, market: Pubkey) -> list[tuple[Pubkey, int]]:
-    """Clear every user's references to liquidated positions; the (user, slot) pairs cleared."""
-    book = await client.fetch_book(market)
+async def clear_liquidated(client: Client, market: Pubkey, *, book: Book | None = None) -> list[tuple[Pubkey, int]]:
+    """Clear every user's references to liquidated positions; the (user, slot) pairs cleared.
+
+    ``book`` may be read before or after garbage collection: a collected
+    slot and a cut one are both no longer live.
+    """
+    book = book or await client.fetch_book(market)
     live = book.live_mask()
     book_address = book.header.address
     disc = perps_idl().account_discriminator("User")
@@ -180,15 +187,16 @@ async def clear_liquidated(client: Client, market: Pubkey) -> list[tuple[Pubkey,
 @dataclass(frozen=True)
 class CrankRound:
     liquidation: Liquidation | None
-    gc_transactions: int
+    garbage_collection: list[TxResult]
     cleared: list[tuple[Pubkey, int]]
 
 
 async def crank_once(client: Client, market: Pubkey, *, cranker_token: Pubkey | None = None) -> CrankRound:
     """One round: liquidate (simulated first; skipped when nothing is liquidatable), collect, clear."""
     liquidation = await liquidate(client, market, cranker_token=cranker_token)
-    gc = await collect_garbage(client, market)
-    cleared = await clear_liquidated(client, market)
+    book = await client.fetch_book(market)  # one read of the book serves both
+    gc = await collect_garbage(client, market, book=book)
+    cleared = await clear_liquidated(client, market, book=book)
     return CrankRound(liquidation, gc, cleared)
 
 
