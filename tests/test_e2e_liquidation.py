@@ -225,9 +225,9 @@ async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_sa
     (mine,) = await c.positions(setup.market, alice.pubkey())
     assert mine.liquidated and mine.health(PRICE * 2) is Health.LIQUIDATABLE
     for attempt in (
-        c.close_position(setup.market, pos.slot, owner=alice),
-        c.add_margin(setup.market, pos.slot, UNIT, owner=alice),
-        c.remove_margin(setup.market, pos.slot, UNIT, owner=alice),
+        c.close_position(setup.market, pos, owner=alice),
+        c.add_margin(setup.market, pos, UNIT, owner=alice),
+        c.remove_margin(setup.market, pos, UNIT, owner=alice),
     ):
         with pytest.raises(program_errors.PositionLiquidated):
             await attempt
@@ -242,13 +242,13 @@ async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_sa
     (mine,) = await c.positions(setup.market, alice.pubkey())
     assert mine.liquidated
     with pytest.raises(program_errors.PositionLiquidated):
-        await c.close_position(setup.market, pos.slot, owner=alice)
+        await c.close_position(setup.market, pos, owner=alice)
     with pytest.raises(program_errors.PositionNotLiquidated):  # carol's is live: it cannot be cleared
-        await c.clear_position(setup.market, carol.pubkey(), newcomer.slot)
+        await c.clear_position(setup.market, carol.pubkey(), newcomer)
     # anyone can clear alice's reference
     stranger = Client(c.backend, Keypair(), program_id=c.program_id)
     await c.backend.request_airdrop(stranger.payer.pubkey(), 10**9)
-    await stranger.clear_position(setup.market, alice.pubkey(), pos.slot)
+    await stranger.clear_position(setup.market, alice.pubkey(), pos)
     assert await c.positions(setup.market, alice.pubkey()) == []
     assert [p.slot for p in await c.positions(setup.market, carol.pubkey())] == [newcomer.slot]
 

@@ -100,7 +100,7 @@ async def test_program_matches_the_model(perps_client: Client, ops: list[tuple[A
                 except RiskError as exc:
                     closed = exc
                 try:
-                    await c.close_position(setup.market, slot, owner=trader)
+                    await c.close_position(setup.market, position, owner=trader)
                 except ProgramError as exc:
                     assert isinstance(closed, RiskError), f"model: {closed}, program: {exc}"
                     assert exc.error_name == closed.error_name

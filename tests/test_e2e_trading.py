@@ -98,7 +98,7 @@ async def test_price_band_from_an_oracle_jump(perps_client: Client) -> None:
     # collateral moves keep working while the band is breached
     await c.mint_to(setup.quote_mint, associated_token_address(alice.pubkey(), setup.quote_mint), 5 * UNIT)
     await c.deposit(setup.market, 5 * UNIT, owner=alice)
-    await c.add_margin(setup.market, position.slot, 10 * UNIT, owner=alice)
+    await c.add_margin(setup.market, position, 10 * UNIT, owner=alice)
     await c.withdraw(setup.market, 1 * UNIT, owner=alice)
     # once the EWMA has caught up (a full window), fills resume
     await c.advance_time(300)
@@ -154,7 +154,7 @@ async def test_funding_heavier_longs_pay_shorts(perps_client: Client) -> None:
     m = await c.fetch_market(setup.market)
     closed = Engine(m).close(now=await c.now(), oracle=await reading(c, setup), terms=long_now.terms, worst_price=0)
     free_before = (await c.fetch_user(setup.market, alice.pubkey())).free_collateral
-    await c.close_position(setup.market, long_.slot, owner=alice)
+    await c.close_position(setup.market, long_, owner=alice)
     assert (await c.fetch_user(setup.market, alice.pubkey())).free_collateral - free_before == closed.payout
     assert closed.funding_owed == paid
 
@@ -169,7 +169,7 @@ async def test_funding_without_a_lighter_side_goes_to_the_pool(perps_client: Cli
     m = await c.fetch_market(setup.market)
     current = await c.fetch_position(setup.market, position.slot)
     closed = Engine(m).close(now=await c.now(), oracle=await reading(c, setup), terms=current.terms, worst_price=0)
-    await c.close_position(setup.market, position.slot, owner=alice)
+    await c.close_position(setup.market, position, owner=alice)
     after = await c.fetch_market(setup.market)
     assert after.funding_index_short == 0 and after.funding_index_long > 0
     assert closed.funding_owed > 0  # the longs paid...
@@ -220,24 +220,24 @@ async def test_stale_or_wide_oracle_stops_trading_not_withdrawals(perps_client: 
     await c.advance_time(61)  # max staleness is 60 s
     for attempt in (
         c.open_position(setup.market, Side.LONG, 1 * UNIT, 50 * UNIT, owner=alice),
-        c.close_position(setup.market, position.slot, owner=alice),
-        c.remove_margin(setup.market, position.slot, 1 * UNIT, owner=alice),
+        c.close_position(setup.market, position, owner=alice),
+        c.remove_margin(setup.market, position, 1 * UNIT, owner=alice),
         c.update_funding(setup.market),
     ):
         with pytest.raises(program_errors.OracleStale) as caught:
             await attempt
         assert caught.value.account == "oracle"
     await c.withdraw(setup.market, 5 * UNIT, owner=alice)
-    await c.add_margin(setup.market, position.slot, 1 * UNIT, owner=alice)
+    await c.add_margin(setup.market, position, 1 * UNIT, owner=alice)
     await c.set_oracle_price(setup.oracle, price=PRICE, conf=PRICE * 201 // BPS)  # 2.01% > 2%
     with pytest.raises(program_errors.OracleConfidenceTooWide):
         await c.open_position(setup.market, Side.LONG, 1 * UNIT, 50 * UNIT, owner=alice)
     await c.withdraw(setup.market, 5 * UNIT, owner=alice)
     await c.set_oracle_price(setup.oracle, price=0)
     with pytest.raises(program_errors.OraclePriceNotPositive):
-        await c.close_position(setup.market, position.slot, owner=alice)
+        await c.close_position(setup.market, position, owner=alice)
     await c.set_oracle_price(setup.oracle, price=PRICE, conf=PRICE * 200 // BPS)  # exactly 2%: accepted
-    await c.close_position(setup.market, position.slot, owner=alice)
+    await c.close_position(setup.market, position, owner=alice)
 
 
 async def test_margin_and_withdrawal_limits(perps_client: Client) -> None:
@@ -247,9 +247,9 @@ async def test_margin_and_withdrawal_limits(perps_client: Client) -> None:
     quote = await quote_open(c, setup, alice, LONG, 10 * UNIT, 1_000 * UNIT)
     required = risk.requirement(10 * UNIT, quote.entry_price, 1000)
     position = await c.open_position(setup.market, Side.LONG, 10 * UNIT, required + 5 * UNIT, owner=alice)
-    await c.remove_margin(setup.market, position.slot, 1 * UNIT, owner=alice)
+    await c.remove_margin(setup.market, position, 1 * UNIT, owner=alice)
     with pytest.raises(program_errors.InitialMarginNotMet):
-        await c.remove_margin(setup.market, position.slot, 10 * UNIT, owner=alice)
+        await c.remove_margin(setup.market, position, 10 * UNIT, owner=alice)
     free = (await c.fetch_user(setup.market, bob.pubkey())).free_collateral
     with pytest.raises(program_errors.InsufficientFreeCollateral):
         await c.withdraw(setup.market, free + 1, owner=bob)
@@ -257,7 +257,7 @@ async def test_margin_and_withdrawal_limits(perps_client: Client) -> None:
     with pytest.raises(program_errors.InsufficientFreeCollateral):
         await c.open_position(setup.market, Side.SHORT, 1 * UNIT, 20 * UNIT, owner=bob)
     with pytest.raises(program_errors.PositionNotFound):
-        await c.close_position(setup.market, position.slot, owner=bob)  # not bob's
+        await c.close_position(setup.market, position, owner=bob)  # not bob's
 
 
 async def test_pause_stops_fills_only(perps_client: Client) -> None:
@@ -269,15 +269,15 @@ async def test_pause_stops_fills_only(perps_client: Client) -> None:
     with pytest.raises(program_errors.MarketPaused):
         await c.open_position(setup.market, Side.LONG, 1 * UNIT, 20 * UNIT, owner=alice)
     with pytest.raises(program_errors.MarketPaused):
-        await c.close_position(setup.market, position.slot, owner=alice)
-    await c.add_margin(setup.market, position.slot, 1 * UNIT, owner=alice)
+        await c.close_position(setup.market, position, owner=alice)
+    await c.add_margin(setup.market, position, 1 * UNIT, owner=alice)
     await c.withdraw(setup.market, 1 * UNIT, owner=alice)
     stranger = Keypair()
     await c.backend.request_airdrop(stranger.pubkey(), 10**9)
     with pytest.raises(program_errors.Unauthorized):
         await c.set_paused(setup.market, False, admin=stranger)
     await c.set_paused(setup.market, False)
-    await c.close_position(setup.market, position.slot, owner=alice)
+    await c.close_position(setup.market, position, owner=alice)
 
 
 async def test_positions_report_health(perps_client: Client) -> None:

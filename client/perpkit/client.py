@@ -26,6 +26,7 @@ from perpkit.accounts import (
     Market,
     MarketParams,
     Oracle,
+    PositionRef,
     User,
     book_account_size,
     decode_book_header,
@@ -45,6 +46,17 @@ from perpkit.resources import program_path
 LAMPORTS_PER_SOL = 1_000_000_000
 U64_MAX = 2**64 - 1
 DEFAULT_BOOK_CAPACITY = 1024
+
+PositionLike = Position | PositionRef
+"""What names a position: a :class:`Position` or a user's :class:`PositionRef` (slot and generation)."""
+
+
+def _ref(position: PositionLike) -> PositionRef:
+    if isinstance(position, Position):
+        return PositionRef(position.slot, position.generation)
+    if isinstance(position, PositionRef):
+        return position
+    raise InvalidInput(f"a position is named by a Position or a PositionRef (slot and generation), got {position!r}")
 
 
 class Client:
@@ -488,34 +500,45 @@ class Client:
         return await self.fetch_position(market, slot, owner=signer.pubkey())
 
     async def close_position(
-        self, market: Pubkey, slot: int, *, worst_price: int | None = None, owner: Keypair | None = None
+        self, market: Pubkey, position: PositionLike, *, worst_price: int | None = None, owner: Keypair | None = None
     ) -> TxResult:
-        """Close the position in ``slot``; PnL, funding and fee settle into free collateral."""
+        """Close ``position``; PnL, funding and fee settle into free collateral."""
         signer = owner or self.payer
+        slot = _ref(position).slot
         m = await self.fetch_market(market)
         if worst_price is None:
-            book = await self.fetch_book(market)
-            worst_price = U64_MAX if int(book.slots[slot]["side"]) == Side.SHORT else 0
+            if isinstance(position, Position):
+                side = position.side
+            else:
+                side = int((await self.fetch_book(market)).slots[slot]["side"])
+            worst_price = U64_MAX if side == Side.SHORT else 0
         instruction = ix.close_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
                                         position=slot, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
-    async def add_margin(self, market: Pubkey, slot: int, amount: int, *, owner: Keypair | None = None) -> TxResult:
+    async def add_margin(
+        self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
+    ) -> TxResult:
         signer = owner or self.payer
+        slot = _ref(position).slot
         m = await self.fetch_market(market)
         instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=slot, amount=amount,
                                     program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
-    async def remove_margin(self, market: Pubkey, slot: int, amount: int, *, owner: Keypair | None = None) -> TxResult:
+    async def remove_margin(
+        self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
+    ) -> TxResult:
         signer = owner or self.payer
+        slot = _ref(position).slot
         m = await self.fetch_market(market)
         instruction = ix.remove_margin(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
                                        position=slot, amount=amount, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
-    async def clear_position(self, market: Pubkey, owner: Pubkey, slot: int) -> TxResult:
-        """Remove ``owner``'s reference to its liquidated position in ``slot`` (anyone may send it)."""
+    async def clear_position(self, market: Pubkey, owner: Pubkey, position: PositionLike) -> TxResult:
+        """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
+        slot = _ref(position).slot
         m = await self.fetch_market(market)
         instruction = ix.clear_position(market=market, user=self.user_address(market, owner), book=m.book,
                                         position=slot, program_id=self.program_id)  # fmt: skip
