@@ -1,7 +1,7 @@
 """perpkit: SDK, cranker and pytest harness for the perpkit perpetual-futures program."""
 
 from perpkit.accounts import BookHeader, Market, MarketParams, Oracle, book_account_size
-from perpkit.backends import Backend, ChainClock, LiteSvmBackend, TxError, TxResult
+from perpkit.backends import Backend, ChainClock, LiteSvmBackend, ReturnData, TxError, TxResult
 from perpkit.client import Client
 from perpkit.errors import (
     AccountDecodeError,

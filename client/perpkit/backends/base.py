@@ -15,6 +15,7 @@ from solders.account import Account
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.transaction_status import TransactionReturnData
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,28 @@ class TxError:
 
 
 @dataclass(frozen=True)
+class ReturnData:
+    """Return data of a transaction (``sol_set_return_data``), as the runtime reports it."""
+
+    program_id: Pubkey
+    """The program that set it."""
+    data: bytes
+    """What it set (never empty: the runtime reports empty return data as none)."""
+
+
+def return_data_from_solders(value: TransactionReturnData | None) -> ReturnData | None:
+    """solders' ``TransactionReturnData`` as a ReturnData; None when absent or empty.
+
+    Agave resets the return data to (program, empty) each time a program is
+    invoked and records it only when it is not empty, so "no data" is None.
+    """
+    if value is None:
+        return None
+    data = bytes(value.data)
+    return ReturnData(value.program_id, data) if data else None
+
+
+@dataclass(frozen=True)
 class TxResult:
     """Outcome of a sent or simulated transaction."""
 
@@ -37,6 +60,9 @@ class TxResult:
     logs: list[str]
     compute_units: int
     error: TxError | None = None
+    return_data: ReturnData | None = None
+    """The transaction's return data: what the last invoked program set, as agave reports it
+    (a program invoked later that sets nothing clears it); None when there is none."""
 
     @property
     def ok(self) -> bool:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol, cast
 
 from solders.account import Account
 from solders.clock import Clock
@@ -24,8 +25,16 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
+from solders.transaction_status import TransactionReturnData
 
-from perpkit.backends.base import ChainClock, TxError, TxResult, account_matches
+from perpkit.backends.base import (
+    ChainClock,
+    ReturnData,
+    TxError,
+    TxResult,
+    account_matches,
+    return_data_from_solders,
+)
 from perpkit.backends.errors import tx_error_from_solders
 from perpkit.errors import InvalidInput, InvalidProgramFile
 from perpkit.program_file import read_program_file
@@ -49,6 +58,20 @@ def cluster_feature_set() -> FeatureSet:
     inactive.add(DISABLE_NEW_LOADER_V3_DEPLOYMENTS)
     features.active, features.inactive = active, inactive
     return features
+
+
+class _HasReturnData(Protocol):
+    def return_data(self) -> TransactionReturnData: ...
+
+
+def metadata_return_data(meta: TransactionMetadata) -> ReturnData | None:
+    """The return data LiteSVM recorded for a transaction, sent or simulated, ok or failed.
+
+    solders 0.26's type stub calls the method ``transaction_return_data()``;
+    the extension module has ``return_data()``.  When no program set any, it
+    gives the last invoked program with empty data: that is None here.
+    """
+    return return_data_from_solders(cast(_HasReturnData, meta).return_data())
 
 
 @contextlib.contextmanager
@@ -199,4 +222,5 @@ def _result(outcome: TransactionMetadata | FailedTransactionMetadata, signature:
         logs=list(meta.logs()),
         compute_units=meta.compute_units_consumed(),
         error=error,
+        return_data=metadata_return_data(meta),
     )

@@ -45,7 +45,7 @@ from solders.sysvar import CLOCK
 from solders.transaction import Transaction
 from solders.transaction_status import TransactionErrorFieldless
 
-from perpkit.backends.base import ChainClock, TxError, TxResult
+from perpkit.backends.base import ChainClock, TxError, TxResult, return_data_from_solders
 from perpkit.backends.errors import tx_error_from_solders
 from perpkit.base58 import b58encode
 from perpkit.errors import ClockControlUnsupported, PerpkitError, TransactionFailed
@@ -233,7 +233,13 @@ class RpcBackend:
         response = await self._with_retries(lambda: self.client.simulate_transaction(tx, sig_verify=False))
         value = response.value
         error = None if value.err is None else tx_error_from_solders(value.err)
-        return TxResult(str(tx.signatures[0]), list(value.logs or []), value.units_consumed or 0, error)
+        return TxResult(
+            str(tx.signatures[0]),
+            list(value.logs or []),
+            value.units_consumed or 0,
+            error,
+            return_data_from_solders(value.return_data),
+        )
 
     async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         if not signers:
@@ -254,7 +260,11 @@ class RpcBackend:
                     await asyncio.sleep(self.retry.delay(attempt))
                     continue  # never accepted: sign again with a fresh blockhash
                 return TxResult(
-                    str(signature), list(sim.logs or []), sim.units_consumed or 0, tx_error_from_solders(sim.err)
+                    str(signature),
+                    list(sim.logs or []),
+                    sim.units_consumed or 0,
+                    tx_error_from_solders(sim.err),
+                    return_data_from_solders(sim.return_data),
                 )
             status = await self._confirm(signature, last_valid)
             if status is None:
@@ -285,7 +295,7 @@ class RpcBackend:
         raise RpcUnavailable(f"{signature} not confirmed within {self.confirm_timeout:.0f} s")
 
     async def _landed(self, signature: Signature, err: Any) -> TxResult:
-        """Logs and compute units of a landed transaction (getTransaction, which may lag a little)."""
+        """Logs, compute units and return data of a landed transaction (getTransaction, which may lag a little)."""
         commitment = Commitment("confirmed" if self.commitment == "processed" else self.commitment)
         for attempt in range(self.retry.attempts):
             response = await self._with_retries(
@@ -297,8 +307,9 @@ class RpcBackend:
                 meta = response.value.transaction.meta
                 logs = list(meta.log_messages or []) if meta else []
                 units = (meta.compute_units_consumed or 0) if meta else 0
+                return_data = return_data_from_solders(meta.return_data) if meta else None
                 error: TxError | None = None if err is None else tx_error_from_solders(err)
-                return TxResult(str(signature), logs, units, error)
+                return TxResult(str(signature), logs, units, error, return_data)
             await asyncio.sleep(self.retry.delay(attempt))
         error = None if err is None else tx_error_from_solders(err)
         return TxResult(str(signature), [], 0, error)

@@ -33,7 +33,8 @@ from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, InnerInstruction, TransactionMetadata
 from solders.transaction_status import TransactionErrorFieldless
 
-from perpkit.backends.litesvm import add_program_checked, cluster_feature_set
+from perpkit.backends.base import ReturnData
+from perpkit.backends.litesvm import add_program_checked, cluster_feature_set, metadata_return_data
 from perpkit.compute_budget import compute_budget_of, prioritization_fee
 
 LAMPORTS_PER_SIGNATURE = 5_000
@@ -66,6 +67,8 @@ class TxRecord:
     pre_balances: list[int]
     post_balances: list[int]
     inner_instructions: list[list[InnerInstruction]]
+    return_data: ReturnData | None = None
+    """What the runtime recorded (``meta.returnData``); None when no program left any."""
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Simulation:
     compute_units: int
     post_accounts: dict[Pubkey, Account] = field(default_factory=dict)
     inner_instructions: list[list[InnerInstruction]] = field(default_factory=list)
+    return_data: ReturnData | None = None
 
 
 @dataclass
@@ -245,7 +249,12 @@ class LocalChain:
             self.svm.with_sigverify(True)
         if isinstance(outcome, FailedTransactionMetadata):
             meta = outcome.meta()
-            return Simulation(outcome.err(), list(meta.logs()), meta.compute_units_consumed())
+            return Simulation(
+                outcome.err(),
+                list(meta.logs()),
+                meta.compute_units_consumed(),
+                return_data=metadata_return_data(meta),
+            )
         meta = outcome.meta()
         return Simulation(
             None,
@@ -253,6 +262,7 @@ class LocalChain:
             meta.compute_units_consumed(),
             dict(outcome.post_accounts()),
             list(meta.inner_instructions()),
+            metadata_return_data(meta),
         )
 
     def execute(self, tx: VersionedTransaction) -> TxRecord:
@@ -297,6 +307,7 @@ class LocalChain:
             pre_balances=pre,
             post_balances=[self.balance(k) for k in keys],
             inner_instructions=list(meta.inner_instructions()),
+            return_data=metadata_return_data(meta),
         )
         self.history[signature] = record
         self.known.update(keys)

@@ -25,6 +25,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import InnerInstruction
 from solders.transaction_status import TransactionErrorFieldless, TransactionErrorInstructionError
 
+from perpkit.backends.base import ReturnData
 from perpkit.base58 import b58decode, b58encode
 from perpkit.localnet.chain import LocalChain, Simulation, TimeTravelError, TransactionRejected, TxRecord
 from perpkit.spl_token import TOKEN_PROGRAM_ID
@@ -235,13 +236,27 @@ def encode_inner_instructions(inner: list[list[InnerInstruction]]) -> list[dict[
     return encoded
 
 
+def encode_return_data(return_data: ReturnData | None) -> dict[str, Any] | None:
+    """Return data as agave's ``UiTransactionReturnData``: base-58 program id, data as [base64, "base64"]."""
+    if return_data is None:
+        return None
+    return {
+        "programId": str(return_data.program_id),
+        "data": [base64.b64encode(return_data.data).decode(), "base64"],
+    }
+
+
 def encode_simulation(sim: Simulation, accounts: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
+    """An ``RpcSimulateTransactionResult``: simulateTransaction's value and a preflight failure's error data.
+
+    Agave serialises every field, so a missing one is ``null`` (``returnData`` too).
+    """
     return {
         "err": error_json(sim.err),
         "logs": sim.logs,
         "accounts": accounts,
         "unitsConsumed": sim.compute_units,
-        "returnData": None,
+        "returnData": encode_return_data(sim.return_data),
         "innerInstructions": None,
         "replacementBlockhash": None,
     }
@@ -686,8 +701,9 @@ def _status(record: TxRecord) -> dict[str, Any]:
 
 
 def _meta(record: TxRecord) -> dict[str, Any]:
+    """``UiTransactionStatusMeta``; ``returnData`` is left out when there is none (agave's ``or_skip``)."""
     err = error_json(record.err)
-    return {
+    meta: dict[str, Any] = {
         "err": err,
         "status": {"Ok": None} if err is None else {"Err": err},
         "fee": record.fee,
@@ -699,5 +715,9 @@ def _meta(record: TxRecord) -> dict[str, Any]:
         "postTokenBalances": [],
         "rewards": [],
         "loadedAddresses": {"writable": [], "readonly": []},
-        "computeUnitsConsumed": record.compute_units,
     }
+    return_data = encode_return_data(record.return_data)
+    if return_data is not None:
+        meta["returnData"] = return_data
+    meta["computeUnitsConsumed"] = record.compute_units
+    return meta
