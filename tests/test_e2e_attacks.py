@@ -14,16 +14,14 @@ from typing import Any
 
 import pytest
 from solders.keypair import Keypair
-from solders.pubkey import Pubkey
 
 from perpkit import Client, MarketParams, ProgramError, program_errors, risk
 from perpkit.accounts import PositionRef
 from perpkit.crank import collect_garbage, crank_once, liquidate
-from perpkit.positions import Position, Side
+from perpkit.positions import Side
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import ConservationChecker, TradingSetup, setup_trading
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 8: the attack works on the issue-5 program")
 UNIT = 10**6
 PRICE = 100 * UNIT
 U32_MAX = 2**32 - 1
@@ -65,53 +63,91 @@ async def publish(c: Client, setup: TradingSetup, price: int) -> None:
 # -- 1 and 2: liquidation that exits without its skew impact ------------------------------------------
 
 
+async def honest_crank(c: Client, setup: TradingSetup) -> None:
+    """A liquidation opportunity somebody else takes (the payer's crank), as SPEC 7b assumes between index steps."""
+    await liquidate(c, setup.market)
+
+
+async def pool_drain(c: Client, setup: TradingSetup, a_size: int, c_size: int, steps: Sequence[int]) -> int:
+    """Attack 1 with these sizes: long A at initial margin, an equal short B, index steps (an honest crank before
+    each), then a short C and the actor's own crank on A, then B and C closed.  The actor's gain (quote atoms)."""
+    a_trader, b_trader, c_trader = setup.traders
+    start_value = await value(c, setup, setup.traders)
+    a = await c.open_position(setup.market, Side.LONG, a_size, await at_initial_margin(c, setup, Side.LONG, a_size),
+                              owner=a_trader)  # fmt: skip
+    b = await c.open_position(setup.market, Side.SHORT, a_size, a_size * PRICE // UNIT // 2, owner=b_trader)
+    price = PRICE
+    for bps in steps:  # net exposure is zero whenever the index moves
+        await honest_crank(c, setup)
+        price = price * (10_000 - bps) // 10_000
+        await publish(c, setup, price)
+        if a.is_liquidatable(price):
+            break  # the actor moves before anybody else cranks
+    assert a.is_liquidatable(price)
+    held = [(b_trader, b)]
+    if c_size:
+        held.append((c_trader, await c.open_position(setup.market, Side.SHORT, c_size, c_size * PRICE // UNIT,
+                                                     owner=c_trader)))  # fmt: skip
+    done = await liquidate(c, setup.market, cranker=a_trader)
+    assert done is not None and done.batch.long_count == 1
+    for owner, position in held:
+        await c.close_position(setup.market, position, owner=owner)
+    return await value(c, setup, setup.traders) - start_value
+
+
 async def test_attack_1_pool_drain_through_liquidation(perps_client: Client) -> None:
     """Long A at initial margin and an equal short B; a 0.6% dip; a further short C; the actor cranks A itself.
 
     Before issue 8, A left at the index with no skew impact, the skew jumped by A's size for free and B
-    bought back far under the index.
+    bought back far under the index: +513,362.50 USDC for the actor.  Now A's size (0.1 K) is over the
+    open-interest cap, and within the cap the batch exits at the fill price of its size: the attack loses.
     """
     c = perps_client
     setup = await start(c, traders=3, deposit=5_000_000 * UNIT, pool=20_000_000 * UNIT, insurance=1_000_000 * UNIT)
-    a_trader, b_trader, c_trader = setup.traders
-    start_value = await value(c, setup, setup.traders)
-    insurance_paid = (await c.fetch_market(setup.market)).insurance_paid
-    size = 100_000 * UNIT  # 0.1 K with the default skew scale of 1,000,000 units
-    a = await c.open_position(setup.market, Side.LONG, size, await at_initial_margin(c, setup, Side.LONG, size),
-                              owner=a_trader)  # fmt: skip
-    b = await c.open_position(setup.market, Side.SHORT, size, 5_000_000 * UNIT // 2, owner=b_trader)
-    await publish(c, setup, PRICE * 994 // 1000)
-    assert a.is_liquidatable(PRICE * 994 // 1000)
-    extra = await c.open_position(setup.market, Side.SHORT, size // 2, 1_000_000 * UNIT, owner=c_trader)
-    done = await liquidate(c, setup.market, cranker=a_trader)
-    assert done is not None and done.batch.long_count == 1
-    await c.close_position(setup.market, b, owner=b_trader)
-    await c.close_position(setup.market, extra, owner=c_trader)
-    gain = await value(c, setup, setup.traders) - start_value
-    m = await c.fetch_market(setup.market)
-    assert gain <= 0, f"the actor made {gain / UNIT:,.2f} USDC"
-    assert m.insurance_paid == insurance_paid
+    cap = (await c.fetch_market(setup.market)).params.max_open_interest
+    with pytest.raises(program_errors.OpenInterestCapExceeded):
+        await c.open_position(setup.market, Side.LONG, 100_000 * UNIT, 2_000_000 * UNIT, owner=setup.traders[0])
+    # the strongest shapes the rules leave: half the cap each with a short C as large, or the whole cap
+    gains = {}
+    for market_id, (a_size, c_size) in enumerate([(cap // 2, cap // 2), (cap, 0)], start=1):
+        shape = await start(c, traders=3, deposit=5_000_000 * UNIT, pool=20_000_000 * UNIT,
+                            insurance=1_000_000 * UNIT, market_id=market_id)  # fmt: skip
+        gains[(a_size, c_size)] = await pool_drain(c, shape, a_size, c_size, steps=[240, 240, 240])
+        m = await c.fetch_market(shape.market)
+        assert (m.insurance_paid, m.socialized_loss) == (0, 0)
+        assert m.last_liquidation_exit_price < m.last_liquidation_price  # A sold: below the index
+    assert all(gain <= 0 for gain in gains.values()), f"the actor made {gains}"
 
 
 async def test_attack_2_liquidation_cannot_freeze_the_market(perps_client: Client) -> None:
     """Open interest built on both sides, then every long liquidated: the skew jumped past -K, the mark went
-    negative, and every close failed with SkewLimitExceeded."""
+    negative, and every close failed with SkewLimitExceeded.  Now neither side exceeds the cap, so the skew
+    stays within half the maintenance margin of K (in mark terms), whatever liquidations do."""
     c = perps_client
     setup = await start(c, traders=2, params=MarketParams(skew_scale=100 * UNIT), deposit=100_000 * UNIT)
     longs, shorts = setup.traders
-    held: list[Position] = [await c.open_position(setup.market, Side.SHORT, 10 * UNIT, 1_000 * UNIT, owner=shorts)]
-    for _ in range(6):  # each fill keeps the mark within the band: longs -10 -> +10, shorts +10 -> -10
-        held.append(await c.open_position(setup.market, Side.LONG, 20 * UNIT,
-                                          await at_initial_margin(c, setup, Side.LONG, 20 * UNIT), owner=longs))  # fmt: skip
-        held.append(await c.open_position(setup.market, Side.SHORT, 20 * UNIT, 1_000 * UNIT, owner=shorts))
-    await publish(c, setup, 94 * UNIT)
+    cap = (await c.fetch_market(setup.market)).params.max_open_interest
+    assert cap == 100 * UNIT * 500 // 20_000  # 2.5 units: the largest the rule allows
+    # the old attack's first order (10 units of shorts) is over the cap
+    with pytest.raises(program_errors.OpenInterestCapExceeded):
+        await c.open_position(setup.market, Side.SHORT, 10 * UNIT, 1_000 * UNIT, owner=shorts)
+    # both sides filled to the cap, the longs at initial margin
+    held = []
+    for _ in range(2):
+        held.append(await c.open_position(setup.market, Side.LONG, cap // 2,
+                                          await at_initial_margin(c, setup, Side.LONG, cap // 2), owner=longs))  # fmt: skip
+        held.append(await c.open_position(setup.market, Side.SHORT, cap // 2, 1_000 * UNIT, owner=shorts))
+    with pytest.raises(program_errors.OpenInterestCapExceeded):
+        await c.open_position(setup.market, Side.SHORT, UNIT, 1_000 * UNIT, owner=shorts)
+    await publish(c, setup, 90 * UNIT)
     done = await liquidate(c, setup.market)
-    assert done is not None and done.batch.long_count == 6
+    assert done is not None and done.batch.long_count == 2
     m = await c.fetch_market(setup.market)
-    assert m.params.skew_scale + m.skew > 0, f"skew {m.skew / UNIT} units: the mark is at or below zero"
+    assert m.skew == -cap and m.skew * 2 * 10_000 >= -m.params.skew_scale * m.params.maintenance_margin_bps
     for position in held:
         if position.side == Side.SHORT:
             await c.close_position(setup.market, position, owner=shorts)  # every ordinary close is accepted
+    assert await c.positions(setup.market, shorts.pubkey()) == []
 
 
 # -- 3 and 4: dust ------------------------------------------------------------------------------------
@@ -132,20 +168,41 @@ async def test_attack_3_dust_positions_cannot_fill_the_book(perps_client: Client
                     f"65,536 of them fill a book for {cost * 65_536 / UNIT:.2f} USDC")  # fmt: skip
 
 
+async def test_the_minimum_position_is_exact(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=1)
+    (trader,) = setup.traders
+    minimum = MarketParams().min_position_notional  # 10 USDC at the fill price
+    size = minimum * UNIT // PRICE  # on an empty book a long of this size fills a hair above the index
+    with pytest.raises(program_errors.PositionTooSmall):
+        await c.open_position(setup.market, Side.SHORT, size - 1, 2 * UNIT, owner=trader)  # sells under 10 USDC
+    position = await c.open_position(setup.market, Side.LONG, size, 2 * UNIT, owner=trader)
+    assert position.notional(position.entry_price) >= minimum
+
+
 async def test_attack_4_dust_cannot_capture_the_funding(perps_client: Client) -> None:
-    """A 1-atom short was the whole lighter side and received all the funding a $100k long paid."""
+    """A 1-atom short was the whole lighter side and received all the funding a $100k long paid (SPEC 5)."""
     c = perps_client
     setup = await start(c, traders=2, deposit=100_000 * UNIT)
     whale, dust = setup.traders
-    await c.open_position(setup.market, Side.LONG, 1_000 * UNIT, 20_000 * UNIT, owner=whale)
-    short = await c.open_position(setup.market, Side.SHORT, 1, 20, owner=dust)
+    long_ = await c.open_position(setup.market, Side.LONG, 1_000 * UNIT, 20_000 * UNIT, owner=whale)
+    with pytest.raises(program_errors.PositionTooSmall):
+        await c.open_position(setup.market, Side.SHORT, 1, 20, owner=dust)
+    short = await c.open_position(setup.market, Side.SHORT, UNIT // 10, 5 * UNIT, owner=dust)  # the least: 10 USDC
     await c.advance_time(86_400)
     await publish(c, setup, PRICE)
     await c.update_funding(setup.market)
+    paid = (await c.fetch_position(setup.market, long_.slot)).funding_owed()
     received = -(await c.fetch_position(setup.market, short.slot)).funding_owed()
     rate = MarketParams().max_funding_rate_bps_per_day
-    own_share = short.size * PRICE // risk.B * rate // risk.BPS  # the rate on its own notional, for a day
-    assert received <= own_share + 1, f"the dust short received {received / UNIT:,.6f} USDC of funding"
+    own_share = short.size * PRICE // risk.B * rate // risk.BPS  # the top rate on its own notional, for a day
+    assert 0 < received <= own_share, f"the dust short received {received / UNIT:,.6f} USDC of funding"
+    assert paid > 900 * UNIT and paid - received > 0.999 * paid  # the pool, the other counterparty, keeps the rest
+    # both settle: the pool gains what the whale paid beyond what the dust received (and the fees)
+    pool = (await c.fetch_market(setup.market)).pool_balance
+    await c.close_position(setup.market, long_, owner=whale)
+    await c.close_position(setup.market, short, owner=dust)
+    assert (await c.fetch_market(setup.market)).pool_balance > pool
 
 
 # -- 5: the admin key -----------------------------------------------------------------------------
@@ -169,6 +226,47 @@ async def test_attack_5_admin_cannot_confiscate_healthy_positions(perps_client: 
     assert done is None, f"the admin liquidated a healthy 5x position and took {taken / UNIT:,.2f} USDC"
     (live,) = await c.positions(setup.market, trader.pubkey())
     assert not live.liquidated and live.slot == position.slot
+
+
+async def test_a_parameter_change_that_would_liquidate_is_refused(perps_client: Client) -> None:
+    """Within the bounds, a maintenance margin that makes a healthy position liquidatable is refused; one that
+    does not is accepted.  One walk down each side's tree finds the most exposed position."""
+    c = perps_client
+    setup = await start(c, traders=2)
+    alice, bob = setup.traders
+    await c.open_position(setup.market, Side.LONG, 10 * UNIT, 200 * UNIT, owner=alice)  # 5x
+    await c.open_position(setup.market, Side.LONG, 10 * UNIT, 400 * UNIT, owner=bob)  # 2.5x
+    await c.open_position(setup.market, Side.SHORT, 10 * UNIT, 300 * UNIT, owner=bob)  # 3.3x
+    before = await c.fetch_market(setup.market)
+    for mm in (2_001, 2_500, 4_000):  # alice's 5x long (equity 199.95 on 1,000) is liquidatable above 19.995%
+        with pytest.raises(program_errors.ParamsWouldLiquidate):
+            await c.update_market_params(setup.market, MarketParams(maintenance_margin_bps=mm, initial_margin_bps=5_000,
+                                                                    liquidation_reward_bps=5_000))  # fmt: skip
+    assert (await c.fetch_market(setup.market)).params == before.params
+    safer = MarketParams(maintenance_margin_bps=1_500, initial_margin_bps=2_000, liquidation_reward_bps=5_000)
+    await c.update_market_params(setup.market, safer)
+    assert (await c.fetch_market(setup.market)).params == safer
+    assert await liquidate(c, setup.market) is None
+
+
+async def test_parameters_out_of_bounds_are_refused_and_say_why(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=1)
+    m = await c.fetch_market(setup.market)
+    cases = [
+        MarketParams(liquidation_reward_bps=5_001),
+        MarketParams(taker_fee_bps=101),
+        MarketParams(max_funding_rate_bps_per_day=1_001),
+        MarketParams(min_position_notional=999_999),
+        MarketParams(max_publish_ahead_s=61),
+        MarketParams(max_staleness_s=86_401),
+        MarketParams(max_open_interest=MarketParams().max_open_interest + 1),  # the cap rule
+    ]
+    for params in cases:
+        with pytest.raises(program_errors.InvalidMarketParams) as caught:
+            await c.update_market_params(setup.market, params)
+        assert caught.value.__notes__, params  # the SDK adds the reason
+    assert (await c.fetch_market(setup.market)).params == m.params
 
 
 # -- 6 and 7: references ------------------------------------------------------------------------------
@@ -236,7 +334,3 @@ async def test_attack_9_a_publish_time_in_the_future_is_refused(perps_client: Cl
     with pytest.raises(ProgramError) as caught:
         await c.open_position(setup.market, Side.LONG, 10 * UNIT, 150 * UNIT, owner=alice)
     assert caught.value.error_name == "OraclePublishedInFuture"
-
-
-def _unused(*_: Pubkey) -> None:  # keeps the imports the adapted tests use
-    return None

@@ -23,6 +23,7 @@ from solders.keypair import Keypair
 
 from perpkit import Client, MarketParams, pda, program_errors
 from perpkit import instructions as ix
+from perpkit.accounts import PositionRef
 from perpkit.crank import (
     BatchForecast,
     Liquidation,
@@ -125,9 +126,9 @@ async def test_liquidation_uses_the_index_not_the_mark(perps_client: Client) -> 
     params = MarketParams(initial_margin_bps=600, maintenance_margin_bps=500, skew_scale=400 * UNIT)
     setup = await start(c, params=params, traders=2)
     long_ = (await open_many(c, setup, [(0, Side.LONG, 4, 30)]))[0]
-    await open_many(c, setup, [(1, Side.SHORT, 30, 600)])  # skew -26 units: the mark is 6.5% below the index
+    await open_many(c, setup, [(1, Side.SHORT, 10, 200)])  # skew -6 units: the mark is 1.5% below the index
     lp = long_.liquidation_price()
-    mark = lp * (400 - 26) // 400
+    mark = lp * (400 - 6) // 400
     assert mark < lp  # at the mark the long would be liquidatable; at the index (lp) it is not
     assert (await liquidate_as_modelled(c, setup, lp))[0] is None
 
@@ -420,7 +421,7 @@ async def test_liquidate_gc_and_clear_validate_every_account(perps_client: Clien
     ]
     alice = setup.traders[0].pubkey()
     clear = ix.clear_position(market=setup.market, user=pda.user_address(setup.market, alice, program_id=c.program_id),
-                              book=m.book, position=0, program_id=c.program_id)  # fmt: skip
+                              book=m.book, position=PositionRef(0, 0), program_id=c.program_id)  # fmt: skip
     bad += [
         (with_account(clear, "user", pda.user_address(other.market, other.traders[0].pubkey(),
                                                       program_id=c.program_id)), program_errors.WrongMarket),

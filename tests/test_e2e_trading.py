@@ -108,18 +108,20 @@ async def test_price_band_from_an_oracle_jump(perps_client: Client) -> None:
 
 
 async def test_price_band_from_skew_alone(perps_client: Client) -> None:
+    # the cap rule keeps the skew's premium within half the maintenance margin (2.5% here), so a band
+    # narrower than that shows the band acting on skew alone: K = 100 units, a 2% band
     c = perps_client
-    setup, _ = await start(c, params=MarketParams(skew_scale=100 * UNIT))
+    setup, _ = await start(c, params=MarketParams(skew_scale=100 * UNIT, price_band_bps=200))
     alice, bob = setup.traders
     await c.update_funding(setup.market)
-    with pytest.raises(program_errors.PriceBandBreached):  # mark after: +11%
-        await c.open_position(setup.market, Side.LONG, 11 * UNIT, 300 * UNIT, owner=alice)
-    with pytest.raises(program_errors.PriceBandBreached):  # -11%
-        await c.open_position(setup.market, Side.SHORT, 11 * UNIT, 300 * UNIT, owner=bob)
-    await c.open_position(setup.market, Side.LONG, 9 * UNIT, 300 * UNIT, owner=alice)  # +9%: inside
-    with pytest.raises(program_errors.PriceBandBreached):  # +9% -> +11%
-        await c.open_position(setup.market, Side.LONG, 2 * UNIT, 300 * UNIT, owner=bob)
-    await c.open_position(setup.market, Side.SHORT, 2 * UNIT, 300 * UNIT, owner=bob)  # back toward the EWMA
+    with pytest.raises(program_errors.PriceBandBreached):  # mark after: +2.2%
+        await c.open_position(setup.market, Side.LONG, 2_200_000, 100 * UNIT, owner=alice)
+    with pytest.raises(program_errors.PriceBandBreached):  # -2.2%
+        await c.open_position(setup.market, Side.SHORT, 2_200_000, 100 * UNIT, owner=bob)
+    await c.open_position(setup.market, Side.LONG, 1_800_000, 100 * UNIT, owner=alice)  # +1.8%: inside
+    with pytest.raises(program_errors.PriceBandBreached):  # +1.8% -> +2.2%
+        await c.open_position(setup.market, Side.LONG, 400_000, 100 * UNIT, owner=bob)
+    await c.open_position(setup.market, Side.SHORT, 400_000, 100 * UNIT, owner=bob)  # back toward the EWMA
 
 
 async def test_funding_heavier_longs_pay_shorts(perps_client: Client) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conftest import Driver
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from perpkit import program_errors, risk
@@ -54,11 +54,90 @@ def expect(fn: Callable[[], Any]) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(price=st.integers(-5, 10**13), conf=st.integers(0, 10**12), age=st.integers(-100, 200),
-       staleness=st.integers(1, 120), conf_bps=bps)  # fmt: skip
-def test_oracle_checks(native: Driver, price: int, conf: int, age: int, staleness: int, conf_bps: int) -> None:
+       staleness=st.integers(1, 120), conf_bps=bps, ahead=st.integers(0, 60))  # fmt: skip
+def test_oracle_checks(
+    native: Driver, price: int, conf: int, age: int, staleness: int, conf_bps: int, ahead: int
+) -> None:
     now = 1_700_000_000
-    want = code(lambda: risk.check_oracle(price, conf, now - age, now, staleness, conf_bps))
-    assert native.ask("oracle", price, conf, now - age, now, staleness, conf_bps) == want
+    want = code(lambda: risk.check_oracle(price, conf, now - age, now, staleness, conf_bps, ahead))
+    assert native.ask("oracle", price, conf, now - age, now, staleness, conf_bps, ahead) == want
+
+
+PARAM_NAMES = ["skew_scale", "max_funding_rate_bps_per_day", "max_staleness_s", "ewma_window_s", "initial_margin_bps",
+               "maintenance_margin_bps", "taker_fee_bps", "liquidation_reward_bps", "price_band_bps", "max_conf_bps",
+               "max_open_interest", "min_position_notional", "max_publish_ahead_s"]  # fmt: skip
+
+
+def near(bound: int, spread: int = 2) -> st.SearchStrategy[int]:
+    """Values at and around a bound (the edges are where the two implementations could differ)."""
+    return st.integers(max(0, bound - spread), bound + spread)
+
+
+@st.composite
+def market_params(draw: st.DrawFn) -> dict[str, int]:
+    """Parameters within the bounds, then (most of the time) one of them moved to around its bound."""
+    k = draw(st.integers(20_000, 2**62 - 1))
+    mm = draw(st.integers(1, 9_999))
+    values = {
+        "skew_scale": k,
+        "max_funding_rate_bps_per_day": draw(st.integers(0, 1_000)),
+        "max_staleness_s": draw(st.integers(1, 86_400)),
+        "ewma_window_s": draw(st.integers(1, 7 * 86_400)),
+        "initial_margin_bps": draw(st.integers(mm + 1, 10_000)),
+        "maintenance_margin_bps": mm,
+        "taker_fee_bps": draw(st.integers(0, 100)),
+        "liquidation_reward_bps": draw(st.integers(0, 5_000)),
+        "price_band_bps": draw(st.integers(1, 10_000)),
+        "max_conf_bps": draw(st.integers(0, 10_000)),
+        "max_open_interest": draw(st.integers(1, k * mm // 20_000)),
+        "min_position_notional": draw(st.integers(1_000_000, 10**12)),
+        "max_publish_ahead_s": draw(st.integers(0, 60)),
+    }
+    edges = {
+        "skew_scale": st.one_of(near(0), near(2**62)),
+        "max_funding_rate_bps_per_day": near(1_000),
+        "max_staleness_s": st.one_of(near(0), near(86_400)),
+        "ewma_window_s": st.one_of(near(0), near(7 * 86_400)),
+        "initial_margin_bps": st.one_of(near(mm), near(10_000)),
+        "maintenance_margin_bps": st.one_of(near(0), near(values["initial_margin_bps"])),
+        "taker_fee_bps": near(100),
+        "liquidation_reward_bps": near(5_000),
+        "price_band_bps": st.one_of(near(0), near(10_000)),
+        "max_conf_bps": near(10_000),
+        "max_open_interest": st.one_of(near(0), near(k * mm // 20_000)),
+        "min_position_notional": near(1_000_000),
+        "max_publish_ahead_s": near(60),
+    }
+    moved = draw(st.one_of(st.none(), st.sampled_from(PARAM_NAMES)))
+    if moved is not None:
+        values[moved] = draw(edges[moved])
+    return values
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=market_params(),
+    oi_long=st.one_of(st.just(0), st.integers(0, 10**14)),
+    oi_short=st.one_of(st.just(0), st.integers(0, 10**14)),
+)
+def test_parameter_bounds(native: Driver, values: dict[str, int], oi_long: int, oi_short: int) -> None:
+    want = code(lambda: risk.check_params({**values, "padding": [0] * 4}, oi_long, oi_short))
+    event("accepted" if want == "0" else "refused")
+    got = native.ask("params", *[values[n] for n in PARAM_NAMES], oi_long, oi_short)
+    assert got == want
+    if want == "0":  # the rule's promise: any skew the open interest allows keeps the mark within mm/2
+        worst = max(values["max_open_interest"], oi_long, oi_short)
+        assert worst * 2 * risk.BPS <= values["skew_scale"] * values["maintenance_margin_bps"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(index=prices, s0=skews, longs=st.integers(0, 10**15), shorts=st.integers(0, 10**15), k=skew_scales)
+def test_batch_exit_price(native: Driver, index: int, s0: int, longs: int, shorts: int, k: int) -> None:
+    want = expect(lambda: risk.batch_exit_price(index, s0, longs, shorts, k))
+    assert native.ask("bexit", index, s0, longs, shorts, k) == want
+    if not want.startswith("err"):  # the one price moves the skew as a fill of the net size would
+        net_buy = shorts > longs
+        assert int(want) == risk.fill_price(index, s0, s0 - longs + shorts, k, net_buy)
 
 
 @settings(max_examples=300, deadline=None)
@@ -209,6 +288,9 @@ def test_book_insert_remove_against_a_sorted_model(native: Driver, ops: list[tup
         for side in (LONG, SHORT):
             assert native.ask("blist", side).split()[1:] == [str(s) for s in model.ordered(side)]
             assert native.ask("bsums", side) == model.sums(side)
+            # the most exposed position (update_market_params' check): the highest long key, the lowest short one
+            order = model.ordered(side)
+            assert native.ask("bextreme", side) == (str(order[-1] if side == LONG else order[0]) if order else "none")
     for slot in model.live:
         assert native.ask("blive", slot) == "1"
 

@@ -34,6 +34,7 @@ __all__ = [
     "Oracle",
     "PerpkitError",
     "ProgramError",
+    "ReturnData",
     "TransactionFailed",
     "TxError",
     "TxResult",

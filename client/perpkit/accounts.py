@@ -21,7 +21,15 @@ BPS = 10_000
 
 @dataclass(frozen=True)
 class MarketParams:
-    """Risk parameters of a market (SPEC sections 3-6); the defaults are the SPEC's."""
+    """Risk parameters of a market (SPEC sections 3-6); the defaults are the SPEC's.
+
+    The program keeps them within bounds (docs/risk-engine.md, "Parameters");
+    the most important is the open-interest cap rule
+    ``max_open_interest * 2 * 1e4 <= skew_scale * maintenance_margin_bps``.
+    ``max_open_interest=None`` (the default) resolves, when the parameters are made, to the largest cap
+    that rule allows for their ``skew_scale`` and ``maintenance_margin_bps``; ``dataclasses.replace``
+    keeps a resolved cap, so pass ``max_open_interest=None`` again when changing those two.
+    """
 
     skew_scale: int = 1_000_000 * PRICE_SCALE
     """Skew at which the mark is twice the index, in base units (6 decimals)."""
@@ -34,9 +42,32 @@ class MarketParams:
     liquidation_reward_bps: int = 1000
     price_band_bps: int = 1000
     max_conf_bps: int = 200
+    max_open_interest: int | None = None
+    """Largest open interest of either side, in base atoms (None: the largest the cap rule allows)."""
+    min_position_notional: int = 10 * PRICE_SCALE
+    """Smallest position, as notional at the fill price (quote atoms; default 10 USDC)."""
+    max_publish_ahead_s: int = 10
+    """How far ahead of the cluster clock an oracle's publish time may be (clock-skew tolerance)."""
 
-    def to_idl(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def __post_init__(self) -> None:
+        if self.max_open_interest is None:  # the largest the cap rule allows, fixed once
+            object.__setattr__(self, "max_open_interest", self.largest_open_interest)
+
+    @property
+    def largest_open_interest(self) -> int:
+        """The cap rule's bound: ``skew_scale * maintenance_margin_bps // (2 * 1e4)`` base atoms."""
+        return self.skew_scale * self.maintenance_margin_bps // (2 * BPS)
+
+    @property
+    def open_interest_cap(self) -> int:
+        """``max_open_interest``, or the rule's bound when it is None."""
+        return self.largest_open_interest if self.max_open_interest is None else self.max_open_interest
+
+    def to_idl(self) -> dict[str, Any]:
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["max_open_interest"] = self.open_interest_cap
+        values["padding"] = [0] * 4
+        return values
 
 
 @dataclass(frozen=True)
@@ -83,6 +114,9 @@ class Market:
     socialized_loss: int
     last_liquidation_slot: int
     last_liquidation_price: int
+    """Index price of the last batch: it decided which positions went."""
+    last_liquidation_exit_price: int
+    """Exit price of the last batch: the fill of its net size, at which they were valued (SPEC 6)."""
 
     @property
     def skew(self) -> int:
@@ -105,6 +139,16 @@ class PositionRef:
     @property
     def empty(self) -> bool:
         return self.slot == self.EMPTY
+
+    def to_idl(self) -> dict[str, int]:
+        return {"slot": self.slot, "generation": self.generation}
+
+    @classmethod
+    def decode(cls, data: bytes) -> PositionRef:
+        """A reference from its 8 bytes (borsh: slot u32, generation u32), as ``open_position`` returns it."""
+        if len(data) != 8:
+            raise AccountDecodeError(f"a position reference is 8 bytes, got {len(data)}")
+        return cls(int.from_bytes(data[:4], "little"), int.from_bytes(data[4:], "little"))
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ async def crank(args: argparse.Namespace) -> None:
         else:
             batch, cu = done.liquidation.batch, done.liquidation.result.compute_units
             sides = f"{batch.long_count} long, {batch.short_count} short"
-            _say(f"  liquidated {batch.count} positions ({sides}) at index {_quote(batch.index_price)}")
+            _say(f"  liquidated {batch.count} positions ({sides}) at index {_quote(batch.index_price)}, "
+                 f"exit price {_quote(batch.exit_price)}")  # fmt: skip
             _say(f"  in one transaction: {cu:,} CU")
             _say(f"  equity {_quote(batch.equity)}: reward {_quote(batch.cranker_reward)}, "
                  f"insurance +{_quote(batch.insurance_credit)} -{_quote(batch.insurance_paid)}, "

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +21,7 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
 from perpkit import instructions as ix
-from perpkit import pda, spl_token
+from perpkit import pda, program_errors, spl_token
 from perpkit.accounts import (
     BookHeader,
     Market,
@@ -42,6 +43,7 @@ from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed, pro
 from perpkit.idl import PROGRAM_ID
 from perpkit.positions import Position, Side, project_funding
 from perpkit.resources import program_path
+from perpkit.risk import params_problems
 
 LAMPORTS_PER_SOL = 1_000_000_000
 U64_MAX = 2**64 - 1
@@ -49,6 +51,17 @@ DEFAULT_BOOK_CAPACITY = 1024
 
 PositionLike = Position | PositionRef
 """What names a position: a :class:`Position` or a user's :class:`PositionRef` (slot and generation)."""
+
+
+@contextlib.contextmanager
+def _explain_params(params: MarketParams, oi_long: int = 0, oi_short: int = 0) -> Iterator[None]:
+    """Add the reasons (``risk.params_problems``) to the program's ``InvalidMarketParams``."""
+    try:
+        yield
+    except program_errors.InvalidMarketParams as exc:
+        for problem in params_problems(params.to_idl(), oi_long, oi_short):
+            exc.add_note(problem)
+        raise
 
 
 def _ref(position: PositionLike) -> PositionRef:
@@ -385,7 +398,8 @@ class Client:
             params=params or MarketParams(),
             program_id=self.program_id,
         )
-        await self.send([allocate, init], [signer, book])
+        with _explain_params(params or MarketParams()):
+            await self.send([allocate, init], [signer, book])
         return pda.market_address(signer.pubkey(), market_id, self.program_id)
 
     # -- users and collateral -----------------------------------------------------
@@ -454,11 +468,16 @@ class Client:
     async def update_market_params(
         self, market: Pubkey, params: MarketParams, *, admin: Keypair | None = None
     ) -> TxResult:
+        """Admin: new risk parameters, within the program's bounds (docs/risk-engine.md, "Parameters").
+
+        Refused with ``ParamsWouldLiquidate`` when they would make an open position liquidatable at the
+        current index, and ``InvalidMarketParams`` (with the reasons as a note) when out of bounds."""
         signer = admin or self.payer
-        instruction = ix.update_market_params(
-            admin=signer.pubkey(), market=market, params=params, program_id=self.program_id
-        )
-        return await self.send([instruction], [signer])
+        m = await self.fetch_market(market)
+        instruction = ix.update_market_params(admin=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
+                                              params=params, program_id=self.program_id)  # fmt: skip
+        with _explain_params(params, m.oi_long, m.oi_short):
+            return await self.send([instruction], [signer])
 
     async def set_paused(self, market: Pubkey, paused: bool, *, admin: Keypair | None = None) -> TxResult:
         signer = admin or self.payer
@@ -489,40 +508,46 @@ class Client:
         """
         signer = owner or self.payer
         m = await self.fetch_market(market)
-        before = {r.slot for r in (await self.fetch_user(market, signer.pubkey())).open_refs}
         limit = worst_price if worst_price is not None else (U64_MAX if side == Side.LONG else 0)
         instruction = ix.open_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
                                        side=int(side), size=size, collateral=collateral, worst_price=limit,
                                        program_id=self.program_id)  # fmt: skip
-        await self.send([instruction], [signer])
-        user = await self.fetch_user(market, signer.pubkey())
-        (slot,) = [r.slot for r in user.open_refs if r.slot not in before]
-        return await self.fetch_position(market, slot, owner=signer.pubkey())
+        result = await self.send([instruction], [signer])
+        ref = self._returned_ref(result)
+        return await self.fetch_position(market, ref.slot, owner=signer.pubkey())
+
+    def _returned_ref(self, result: TxResult) -> PositionRef:
+        """The new position's reference, from ``open_position``'s return data."""
+        returned = result.return_data
+        if returned is None or returned.program_id != self.program_id:
+            raise TransactionFailed("open_position succeeded but returned no position reference", result.logs,
+                                    result.signature)  # fmt: skip
+        return PositionRef.decode(returned.data)
 
     async def close_position(
         self, market: Pubkey, position: PositionLike, *, worst_price: int | None = None, owner: Keypair | None = None
     ) -> TxResult:
         """Close ``position``; PnL, funding and fee settle into free collateral."""
         signer = owner or self.payer
-        slot = _ref(position).slot
+        ref = _ref(position)
         m = await self.fetch_market(market)
         if worst_price is None:
             if isinstance(position, Position):
                 side = position.side
             else:
-                side = int((await self.fetch_book(market)).slots[slot]["side"])
+                side = int((await self.fetch_book(market)).slots[ref.slot]["side"])
             worst_price = U64_MAX if side == Side.SHORT else 0
         instruction = ix.close_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
-                                        position=slot, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
+                                        position=ref, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
     async def add_margin(
         self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
     ) -> TxResult:
         signer = owner or self.payer
-        slot = _ref(position).slot
+        ref = _ref(position)
         m = await self.fetch_market(market)
-        instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=slot, amount=amount,
+        instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=ref, amount=amount,
                                     program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
@@ -530,18 +555,18 @@ class Client:
         self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
     ) -> TxResult:
         signer = owner or self.payer
-        slot = _ref(position).slot
+        ref = _ref(position)
         m = await self.fetch_market(market)
         instruction = ix.remove_margin(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
-                                       position=slot, amount=amount, program_id=self.program_id)  # fmt: skip
+                                       position=ref, amount=amount, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
 
     async def clear_position(self, market: Pubkey, owner: Pubkey, position: PositionLike) -> TxResult:
         """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
-        slot = _ref(position).slot
+        ref = _ref(position)
         m = await self.fetch_market(market)
         instruction = ix.clear_position(market=market, user=self.user_address(market, owner), book=m.book,
-                                        position=slot, program_id=self.program_id)  # fmt: skip
+                                        position=ref, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction])
 
     # -- reading the book --------------------------------------------------------------

@@ -17,7 +17,7 @@ from solders.pubkey import Pubkey
 
 from perpkit import instructions as ix
 from perpkit import program_errors, risk
-from perpkit.accounts import Market, account_size, decode_user
+from perpkit.accounts import Market, PositionRef, account_size, decode_user
 from perpkit.backends.base import TxResult
 from perpkit.book import Book
 from perpkit.client import Client
@@ -44,6 +44,9 @@ class LiquidationBatch:
     slot: int
     unix_timestamp: int
     index_price: int
+    """The index price: it decided which positions were liquidatable."""
+    exit_price: int
+    """The batch's exit price (the fill of its net size, SPEC 6): what the cut positions were valued at."""
     long_count: int
     short_count: int
     long_size: int
@@ -157,11 +160,15 @@ async def collect_garbage(
     return [await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT) for _ in range(transactions)]
 
 
-async def clear_liquidated(client: Client, market: Pubkey, *, book: Book | None = None) -> list[tuple[Pubkey, int]]:
-    """Clear every user's references to liquidated positions; the (user, slot) pairs cleared.
+async def clear_liquidated(
+    client: Client, market: Pubkey, *, book: Book | None = None
+) -> list[tuple[Pubkey, PositionRef]]:
+    """Clear every user's references to liquidated positions; the (user, reference) pairs cleared.
 
-    ``book`` may be read before or after garbage collection: a collected
-    slot and a cut one are both no longer live.
+    A reference names its position by slot and generation, so a user holding a stale reference and a
+    live one to the same reused slot is cleared of the stale one only.  ``book`` may be read before or
+    after garbage collection: a collected slot and a cut one are both no longer live.  A reference that
+    somebody else cleared first (another cranker) is not an error.
     """
     book = book or await client.fetch_book(market)
     live = book.live_mask()
@@ -174,13 +181,16 @@ async def clear_liquidated(client: Client, market: Pubkey, *, book: Book | None 
     for address, account in users:
         user = decode_user(address, bytes(account.data))
         for ref in user.open_refs:
-            gone = int(book.slots[ref.slot]["generation"]) != ref.generation or not live[ref.slot]
-            if gone:
-                clear = ix.clear_position(
-                    market=market, user=address, book=book_address, position=ref.slot, program_id=client.program_id
-                )
+            if ref.slot < book.header.capacity and int(book.slots[ref.slot]["generation"]) == ref.generation \
+                    and live[ref.slot]:  # fmt: skip
+                continue
+            clear = ix.clear_position(market=market, user=address, book=book_address, position=ref,
+                                      program_id=client.program_id)  # fmt: skip
+            try:
                 await client.send([clear])
-                cleared.append((address, ref.slot))
+            except program_errors.PositionNotFound:
+                continue  # cleared by somebody else since the read
+            cleared.append((address, ref))
     return cleared
 
 
@@ -188,7 +198,7 @@ async def clear_liquidated(client: Client, market: Pubkey, *, book: Book | None 
 class CrankRound:
     liquidation: Liquidation | None
     garbage_collection: list[TxResult]
-    cleared: list[tuple[Pubkey, int]]
+    cleared: list[tuple[Pubkey, PositionRef]]
 
 
 async def crank_once(client: Client, market: Pubkey, *, cranker_token: Pubkey | None = None) -> CrankRound:
@@ -205,6 +215,8 @@ class BatchForecast:
     """The model's prediction of one ``liquidate``: the slots cut per side and where the value goes."""
 
     cut: dict[int, NDArray[np.uint32]]
+    exit_price: int
+    """Where the batch leaves (SPEC 6): the fill of its net size (the mark when nothing is cut)."""
     equity: int
     collateral: int
     payout: risk.Payout
@@ -219,13 +231,15 @@ def expected_batch(book: Book, market: Market, index_price: int, now: int) -> Ba
     """What a liquidate at ``now`` and ``index_price`` would do, by the reference model (SPEC 6)."""
     m = project_funding(market, now)
     cut = find_liquidatable(book, m, index_price)
+    sums = {side: risk.Sums.of([book.terms(int(s)) for s in slots]) for side, slots in cut.items()}
+    exit_price = risk.batch_exit_price(index_price, m.skew, sums[risk.LONG].size, sums[risk.SHORT].size,
+                                       m.params.skew_scale)  # fmt: skip
     equity = 0
     collateral = 0
-    for side, slots in cut.items():
-        sums = risk.Sums.of([book.terms(int(s)) for s in slots])
-        collateral += sums.collateral
-        if sums.count:
-            equity += risk.batch_equity(side, sums, index_price, m.funding_index(side))
+    for side, side_sums in sums.items():
+        collateral += side_sums.collateral
+        if side_sums.count:
+            equity += risk.batch_equity(side, side_sums, exit_price, m.funding_index(side))
     payout = risk.batch_payout(equity, collateral, m.pool_balance, m.insurance_balance,
                                m.params.liquidation_reward_bps)  # fmt: skip
-    return BatchForecast(cut, equity, collateral, payout, m)
+    return BatchForecast(cut, exit_price, equity, collateral, payout, m)

@@ -66,7 +66,8 @@ class Engine:
     @staticmethod
     def read_oracle(m: Market, oracle: OracleReading, now: int) -> Market:
         p = m.params
-        risk.check_oracle(oracle.price, oracle.conf, oracle.publish_time, now, p.max_staleness_s, p.max_conf_bps)
+        risk.check_oracle(oracle.price, oracle.conf, oracle.publish_time, now, p.max_staleness_s, p.max_conf_bps,
+                          p.max_publish_ahead_s)  # fmt: skip
         ewma, updated = risk.update_ewma(m.ewma_price, m.ewma_updated_at, oracle.price, now, p.ewma_window_s)
         return replace(m, ewma_price=ewma, ewma_updated_at=updated, last_index_price=oracle.price)
 
@@ -94,7 +95,12 @@ class Engine:
             raise RiskError("InvalidAmount")
         m = self.read_oracle(self.touch(now), oracle, now)
         price = self.fill(m, oracle.price, size, side == LONG, worst_price)
+        side_oi = m.oi_long if side == LONG else m.oi_short
+        if side_oi + size > m.params.open_interest_cap:
+            raise RiskError("OpenInterestCapExceeded")
         notional = risk.notional(size, price)
+        if notional < m.params.min_position_notional:
+            raise RiskError("PositionTooSmall")
         fee = risk.fee(notional, m.params.taker_fee_bps)
         if collateral < risk.requirement(size, price, m.params.initial_margin_bps):
             raise RiskError("InitialMarginNotMet")

@@ -15,7 +15,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 
 from perpkit import pda
-from perpkit.accounts import MarketParams
+from perpkit.accounts import MarketParams, PositionRef
 from perpkit.errors import InvalidInput
 from perpkit.idl import PROGRAM_ID, perps_idl
 
@@ -212,9 +212,18 @@ def fund_insurance(
 
 
 def update_market_params(
-    *, admin: Pubkey, market: Pubkey, params: MarketParams, program_id: Pubkey = PROGRAM_ID
+    *,
+    admin: Pubkey,
+    market: Pubkey,
+    book: Pubkey,
+    oracle: Pubkey,
+    params: MarketParams,
+    program_id: Pubkey = PROGRAM_ID,
 ) -> Instruction:
-    return build_instruction("update_market_params", {"admin": admin, "market": market}, {"params": params}, program_id)
+    """Admin: new risk parameters.  The program reads the book and the oracle to refuse a change that
+    would make an open position liquidatable (``ParamsWouldLiquidate``)."""
+    accounts = {"admin": admin, "market": market, "book": book, "oracle": oracle}
+    return build_instruction("update_market_params", accounts, {"params": params}, program_id)
 
 
 def set_paused(*, admin: Pubkey, market: Pubkey, paused: bool, program_id: Pubkey = PROGRAM_ID) -> Instruction:
@@ -237,7 +246,9 @@ def open_position(
     worst_price: int,
     program_id: Pubkey = PROGRAM_ID,
 ) -> Instruction:
-    """Open a position: ``side`` 0 long / 1 short, ``size`` in base atoms, ``collateral`` in quote atoms."""
+    """Open a position: ``side`` 0 long / 1 short, ``size`` in base atoms, ``collateral`` in quote atoms.
+
+    The program returns the new position's :class:`PositionRef` as return data (``decode_position_ref``)."""
     accounts = {**_trader_accounts(owner, market, book, program_id), "oracle": oracle}
     args = {"side": side, "size": size, "collateral": collateral, "worst_price": worst_price}
     return build_instruction("open_position", accounts, args, program_id)
@@ -249,7 +260,7 @@ def close_position(
     market: Pubkey,
     book: Pubkey,
     oracle: Pubkey,
-    position: int,
+    position: PositionRef,
     worst_price: int,
     program_id: Pubkey = PROGRAM_ID,
 ) -> Instruction:
@@ -258,7 +269,7 @@ def close_position(
 
 
 def add_margin(
-    *, owner: Pubkey, market: Pubkey, book: Pubkey, position: int, amount: int, program_id: Pubkey = PROGRAM_ID
+    *, owner: Pubkey, market: Pubkey, book: Pubkey, position: PositionRef, amount: int, program_id: Pubkey = PROGRAM_ID
 ) -> Instruction:
     accounts = _trader_accounts(owner, market, book, program_id)
     return build_instruction("add_margin", accounts, {"position": position, "amount": amount}, program_id)
@@ -270,7 +281,7 @@ def remove_margin(
     market: Pubkey,
     book: Pubkey,
     oracle: Pubkey,
-    position: int,
+    position: PositionRef,
     amount: int,
     program_id: Pubkey = PROGRAM_ID,
 ) -> Instruction:
@@ -312,8 +323,8 @@ def collect_garbage(*, market: Pubkey, book: Pubkey, max_nodes: int, program_id:
 
 
 def clear_position(
-    *, market: Pubkey, user: Pubkey, book: Pubkey, position: int, program_id: Pubkey = PROGRAM_ID
+    *, market: Pubkey, user: Pubkey, book: Pubkey, position: PositionRef, program_id: Pubkey = PROGRAM_ID
 ) -> Instruction:
-    """Remove a user's reference to a liquidated position (anyone may send it)."""
+    """Remove a user's reference to a liquidated position, named by slot and generation (anyone may send it)."""
     accounts = {"market": market, "user": user, "book": book}
     return build_instruction("clear_position", accounts, {"position": position}, program_id)

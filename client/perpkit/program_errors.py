@@ -334,6 +334,38 @@ class PositionNotLiquidated(ProgramError):
     error_msg = "The position is live: only a liquidated position can be cleared"
 
 
+class OpenInterestCapExceeded(ProgramError):
+    """The fill would take a side's open interest above the market's cap."""
+
+    code = 6041
+    error_name = "OpenInterestCapExceeded"
+    error_msg = "The fill would take a side's open interest above the market's cap"
+
+
+class PositionTooSmall(ProgramError):
+    """The position's notional is below the market's minimum position."""
+
+    code = 6042
+    error_name = "PositionTooSmall"
+    error_msg = "The position's notional is below the market's minimum position"
+
+
+class ParamsWouldLiquidate(ProgramError):
+    """The new parameters would make an open position liquidatable at the current index."""
+
+    code = 6043
+    error_name = "ParamsWouldLiquidate"
+    error_msg = "The new parameters would make an open position liquidatable at the current index"
+
+
+class OraclePublishedInFuture(ProgramError):
+    """The oracle's publish time is further ahead of the clock than the market tolerates."""
+
+    code = 6044
+    error_name = "OraclePublishedInFuture"
+    error_msg = "The oracle's publish time is further ahead of the clock than the market tolerates"
+
+
 ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     UnknownInstruction.code: UnknownInstruction,
     InvalidInstructionData.code: InvalidInstructionData,
@@ -376,6 +408,10 @@ ERRORS_BY_CODE: dict[int, type[ProgramError]] = {
     WrongMarket.code: WrongMarket,
     NothingToLiquidate.code: NothingToLiquidate,
     PositionNotLiquidated.code: PositionNotLiquidated,
+    OpenInterestCapExceeded.code: OpenInterestCapExceeded,
+    PositionTooSmall.code: PositionTooSmall,
+    ParamsWouldLiquidate.code: ParamsWouldLiquidate,
+    OraclePublishedInFuture.code: OraclePublishedInFuture,
 }
 
 __all__ = [
@@ -420,5 +456,9 @@ __all__ = [
     "WrongMarket",
     "NothingToLiquidate",
     "PositionNotLiquidated",
+    "OpenInterestCapExceeded",
+    "PositionTooSmall",
+    "ParamsWouldLiquidate",
+    "OraclePublishedInFuture",
     "ERRORS_BY_CODE",
 ]

@@ -9,7 +9,10 @@ the model with what the program wrote on chain.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 B = 10**6
 """Base atoms per whole base unit."""
@@ -57,11 +60,21 @@ def _u128(v: int) -> int:
 # -- oracle and EWMA -------------------------------------------------------------------
 
 
-def check_oracle(price: int, conf: int, publish_time: int, now: int, max_staleness_s: int, max_conf_bps: int) -> None:
+def check_oracle(
+    price: int,
+    conf: int,
+    publish_time: int,
+    now: int,
+    max_staleness_s: int,
+    max_conf_bps: int,
+    max_publish_ahead_s: int,
+) -> None:
     if price <= 0:
         raise RiskError("OraclePriceNotPositive")
     if now > publish_time and now - publish_time > max_staleness_s:
         raise RiskError("OracleStale", f"published {now - publish_time} s ago")
+    if publish_time > now and publish_time - now > max_publish_ahead_s:
+        raise RiskError("OraclePublishedInFuture", f"published {publish_time - now} s ahead of the clock")
     if conf * BPS > max_conf_bps * price:
         raise RiskError("OracleConfidenceTooWide")
 
@@ -76,13 +89,71 @@ def update_ewma(ewma: int, updated_at: int, price: int, now: int, window: int) -
     return ewma, now
 
 
+# -- parameters ----------------------------------------------------------------------------
+
+MAX_FUNDING_RATE_BPS_PER_DAY = 1_000
+MAX_STALENESS_S = DAY
+MAX_EWMA_WINDOW_S = 7 * DAY
+MAX_TAKER_FEE_BPS = 100
+MAX_LIQUIDATION_REWARD_BPS = BPS // 2
+MIN_POSITION_NOTIONAL_FLOOR = 1_000_000
+MAX_PUBLISH_AHEAD_S = 60
+
+
+def params_problems(values: Mapping[str, Any], oi_long: int = 0, oi_short: int = 0) -> list[str]:
+    """Why the program would refuse these parameters (``InvalidMarketParams``); empty when it would not.
+
+    The bounds of docs/risk-engine.md ("Parameters"), and the open-interest cap rule, which must also hold
+    for the open interest the market has now.  ``values`` are the parameters by IDL field name
+    (``MarketParams.to_idl()``)."""
+    p = SimpleNamespace(**values)
+    problems: list[str] = []
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(what)
+
+    need(0 < p.skew_scale < 2**62, "skew_scale must be positive and below 2^62")
+    need(p.max_funding_rate_bps_per_day <= MAX_FUNDING_RATE_BPS_PER_DAY,
+         f"max_funding_rate_bps_per_day must be at most {MAX_FUNDING_RATE_BPS_PER_DAY}")  # fmt: skip
+    need(0 < p.max_staleness_s <= MAX_STALENESS_S, f"max_staleness_s must be 1 to {MAX_STALENESS_S}")
+    need(0 < p.ewma_window_s <= MAX_EWMA_WINDOW_S, f"ewma_window_s must be 1 to {MAX_EWMA_WINDOW_S}")
+    need(0 < p.maintenance_margin_bps < p.initial_margin_bps <= BPS,
+         "margins must satisfy 0 < maintenance_margin_bps < initial_margin_bps <= 10000")  # fmt: skip
+    need(p.taker_fee_bps <= MAX_TAKER_FEE_BPS, f"taker_fee_bps must be at most {MAX_TAKER_FEE_BPS}")
+    need(p.liquidation_reward_bps <= MAX_LIQUIDATION_REWARD_BPS,
+         f"liquidation_reward_bps must be at most {MAX_LIQUIDATION_REWARD_BPS}")  # fmt: skip
+    need(0 < p.price_band_bps <= BPS, "price_band_bps must be 1 to 10000")
+    need(p.max_conf_bps <= BPS, "max_conf_bps must be at most 10000")
+    need(p.max_open_interest > 0, "max_open_interest must be positive")
+    need(p.min_position_notional >= MIN_POSITION_NOTIONAL_FLOOR,
+         f"min_position_notional must be at least {MIN_POSITION_NOTIONAL_FLOOR} (1 USDC)")  # fmt: skip
+    need(p.max_publish_ahead_s <= MAX_PUBLISH_AHEAD_S, f"max_publish_ahead_s must be at most {MAX_PUBLISH_AHEAD_S}")
+    need(not any(p.padding), "padding must be zero")
+    if not problems:
+        largest = max(p.max_open_interest, oi_long, oi_short)
+        need(largest * 2 * BPS <= p.skew_scale * p.maintenance_margin_bps,
+             f"open interest cap rule: max(max_open_interest, open interest now) = {largest} needs "
+             f"skew_scale * maintenance_margin_bps >= {largest * 2 * BPS}")  # fmt: skip
+    return problems
+
+
+def check_params(values: Mapping[str, Any], oi_long: int = 0, oi_short: int = 0) -> None:
+    problems = params_problems(values, oi_long, oi_short)
+    if problems:
+        raise RiskError("InvalidMarketParams", "; ".join(problems))
+
+
 # -- funding ---------------------------------------------------------------------------
 
 
 def accrue_funding(
     oi_long: int, oi_short: int, price: int, dt: int, max_rate_bps_per_day: int, index_long: int, index_short: int
 ) -> tuple[int, int]:
-    """Indices after ``dt`` seconds of funding at ``price`` (the program's risk_accrue_funding)."""
+    """Indices after ``dt`` seconds of funding at ``price`` (the program's risk_accrue_funding).
+
+    The heavy side's index rises by ``D`` per unit and the light side's falls by the same ``D``:
+    the light side receives the heavy side's rate on its own size, and the pool keeps the rest."""
     if dt == 0 or price == 0 or oi_long == oi_short:
         return index_long, index_short
     heavy_long = oi_long > oi_short
@@ -93,15 +164,12 @@ def accrue_funding(
     d = (b * FS) // (BPS * DAY)
     if d > I128_MAX:
         raise RiskError("ArithmeticOverflow")
-    oi_heavy, oi_light = (oi_long, oi_short) if heavy_long else (oi_short, oi_long)
+    oi_light = oi_short if heavy_long else oi_long
     heavy = (index_long if heavy_long else index_short) + d
     light = index_short if heavy_long else index_long
     _i128(heavy)
-    if oi_light:
-        share = _u128((d * oi_heavy) // oi_light)
-        if share > I128_MAX:
-            raise RiskError("ArithmeticOverflow")
-        light = _i128(light - share)
+    if oi_light:  # each unit of the light side receives what a unit of the heavy side pays (SPEC 5)
+        light = _i128(light - d)
     return (heavy, light) if heavy_long else (light, heavy)
 
 
@@ -249,6 +317,12 @@ def batch_equity(side: int, sums: Sums, price: int, funding_index: int) -> int:
     pnl = _i128(move // B)
     owed = ceil_div(_i128(_i128(funding_index * sums.size) - sums.size_funding), B * FS)
     return _i128(_i128(sums.collateral + pnl) - owed)
+
+
+def batch_exit_price(index_price: int, skew0: int, long_size: int, short_size: int, skew_scale: int) -> int:
+    """The price a liquidation batch leaves at: the fill of its net size (longs sell, shorts buy), SPEC 6."""
+    skew1 = skew0 - long_size + short_size
+    return fill_price(index_price, skew0, skew1, skew_scale, buy=short_size > long_size)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,11 @@ PerpsResult book_remove(Book *b, uint32_t slot);
 /* True when the slot's position is reachable from its side's root. */
 bool book_is_live(const Book *b, uint32_t slot);
 
+/* The most exposed live position of `side` (the one liquidated first: the
+ * highest key for longs, the lowest for shorts), or UINT32_MAX if the side
+ * is empty.  One walk down the tree. */
+uint32_t book_extreme(const Book *b, uint8_t side);
+
 /* Sums of the subtree at `ref` (a leaf's own terms for a leaf). */
 void book_sums(const Book *b, uint32_t ref, BookSums *out);
 

@@ -2,6 +2,7 @@
 #ifndef PERPS_IDL_H
 #define PERPS_IDL_H
 
+#include "sol/entrypoint.h"
 #include "sol/types.h"
 
 #define PERPS_IDL_NAME "perps"
@@ -62,13 +63,17 @@ enum {
   PERPS_ERR_WRONG_MARKET = 6038, /* The account belongs to another market */
   PERPS_ERR_NOTHING_TO_LIQUIDATE = 6039, /* No position is past its liquidation price */
   PERPS_ERR_POSITION_NOT_LIQUIDATED = 6040, /* The position is live: only a liquidated position can be cleared */
+  PERPS_ERR_OPEN_INTEREST_CAP_EXCEEDED = 6041, /* The fill would take a side's open interest above the market's cap */
+  PERPS_ERR_POSITION_TOO_SMALL = 6042, /* The position's notional is below the market's minimum position */
+  PERPS_ERR_PARAMS_WOULD_LIQUIDATE = 6043, /* The new parameters would make an open position liquidatable at the current index */
+  PERPS_ERR_ORACLE_PUBLISHED_IN_FUTURE = 6044, /* The oracle's publish time is further ahead of the clock than the market tolerates */
 };
 #define PERPS_ERROR_FIRST 6000
-#define PERPS_ERROR_COUNT 41
-static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0NothingToLiquidate\0PositionNotLiquidated\0";
-static const uint16_t PERPS_ERROR_NAMES_OFFSETS[41] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667, 679, 698};
-static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0No position is past its liquidation price\0The position is live: only a liquidated position can be cleared\0";
-static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[41] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759, 1797, 1839};
+#define PERPS_ERROR_COUNT 45
+static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0NothingToLiquidate\0PositionNotLiquidated\0OpenInterestCapExceeded\0PositionTooSmall\0ParamsWouldLiquidate\0OraclePublishedInFuture\0";
+static const uint16_t PERPS_ERROR_NAMES_OFFSETS[45] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667, 679, 698, 720, 744, 761, 782};
+static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0No position is past its liquidation price\0The position is live: only a liquidated position can be cleared\0The fill would take a side's open interest above the market's cap\0The position's notional is below the market's minimum position\0The new parameters would make an open position liquidatable at the current index\0The oracle's publish time is further ahead of the clock than the market tolerates\0";
+static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[45] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759, 1797, 1839, 1903, 1969, 2032, 2113};
 
 /* ---- types ---- */
 /* Risk parameters of a market (SPEC sections 3-6). */
@@ -83,8 +88,12 @@ typedef struct {
   uint16_t liquidation_reward_bps; /* offset 26 */
   uint16_t price_band_bps; /* offset 28 */
   uint16_t max_conf_bps; /* offset 30 */
+  uint64_t max_open_interest; /* offset 32 */
+  uint64_t min_position_notional; /* offset 40 */
+  uint32_t max_publish_ahead_s; /* offset 48 */
+  uint8_t padding[4]; /* offset 52 */
 } PerpsMarketParams;
-_Static_assert(sizeof(PerpsMarketParams) == 32, "PerpsMarketParams layout must match borsh");
+_Static_assert(sizeof(PerpsMarketParams) == 56, "PerpsMarketParams layout must match borsh");
 _Static_assert(offsetof(PerpsMarketParams, skew_scale) == 0, "PerpsMarketParams.skew_scale offset");
 _Static_assert(offsetof(PerpsMarketParams, max_funding_rate_bps_per_day) == 8, "PerpsMarketParams.max_funding_rate_bps_per_day offset");
 _Static_assert(offsetof(PerpsMarketParams, max_staleness_s) == 12, "PerpsMarketParams.max_staleness_s offset");
@@ -95,6 +104,10 @@ _Static_assert(offsetof(PerpsMarketParams, taker_fee_bps) == 24, "PerpsMarketPar
 _Static_assert(offsetof(PerpsMarketParams, liquidation_reward_bps) == 26, "PerpsMarketParams.liquidation_reward_bps offset");
 _Static_assert(offsetof(PerpsMarketParams, price_band_bps) == 28, "PerpsMarketParams.price_band_bps offset");
 _Static_assert(offsetof(PerpsMarketParams, max_conf_bps) == 30, "PerpsMarketParams.max_conf_bps offset");
+_Static_assert(offsetof(PerpsMarketParams, max_open_interest) == 32, "PerpsMarketParams.max_open_interest offset");
+_Static_assert(offsetof(PerpsMarketParams, min_position_notional) == 40, "PerpsMarketParams.min_position_notional offset");
+_Static_assert(offsetof(PerpsMarketParams, max_publish_ahead_s) == 48, "PerpsMarketParams.max_publish_ahead_s offset");
+_Static_assert(offsetof(PerpsMarketParams, padding) == 52, "PerpsMarketParams.padding offset");
 
 typedef struct {
   SolPubkey admin; /* offset 0 */
@@ -103,80 +116,82 @@ typedef struct {
   SolPubkey oracle; /* offset 96 */
   SolPubkey book; /* offset 128 */
   PerpsMarketParams params; /* offset 160 */
-  int64_t created_at; /* offset 192 */
-  uint32_t market_id; /* offset 200 */
-  uint32_t book_capacity; /* offset 204 */
-  uint8_t bump; /* offset 208 */
-  uint8_t authority_bump; /* offset 209 */
-  uint8_t vault_bump; /* offset 210 */
-  uint8_t paused; /* offset 211 */
-  uint8_t padding[4]; /* offset 212 */
-  uint64_t oi_long; /* offset 216 */
-  uint64_t oi_short; /* offset 224 */
-  uint64_t ewma_price; /* offset 232 */
-  int64_t ewma_updated_at; /* offset 240 */
-  uint64_t last_index_price; /* offset 248 */
-  int64_t funding_updated_at; /* offset 256 */
-  PkU128 funding_index_long; /* offset 264 */
-  PkU128 funding_index_short; /* offset 280 */
-  uint64_t pool_balance; /* offset 296 */
-  uint64_t insurance_balance; /* offset 304 */
-  uint64_t total_free_collateral; /* offset 312 */
-  uint64_t total_position_collateral; /* offset 320 */
-  uint64_t fees_collected; /* offset 328 */
-  uint64_t positions_opened; /* offset 336 */
-  uint64_t positions_closed; /* offset 344 */
-  PkU128 volume; /* offset 352 */
-  uint64_t liquidation_batches; /* offset 368 */
-  uint64_t positions_liquidated; /* offset 376 */
-  uint64_t collateral_liquidated; /* offset 384 */
-  uint64_t cranker_rewards; /* offset 392 */
-  uint64_t insurance_from_liquidations; /* offset 400 */
-  uint64_t insurance_paid; /* offset 408 */
-  uint64_t socialized_loss; /* offset 416 */
-  uint64_t last_liquidation_slot; /* offset 424 */
-  uint64_t last_liquidation_price; /* offset 432 */
+  int64_t created_at; /* offset 216 */
+  uint32_t market_id; /* offset 224 */
+  uint32_t book_capacity; /* offset 228 */
+  uint8_t bump; /* offset 232 */
+  uint8_t authority_bump; /* offset 233 */
+  uint8_t vault_bump; /* offset 234 */
+  uint8_t paused; /* offset 235 */
+  uint8_t padding[4]; /* offset 236 */
+  uint64_t oi_long; /* offset 240 */
+  uint64_t oi_short; /* offset 248 */
+  uint64_t ewma_price; /* offset 256 */
+  int64_t ewma_updated_at; /* offset 264 */
+  uint64_t last_index_price; /* offset 272 */
+  int64_t funding_updated_at; /* offset 280 */
+  PkU128 funding_index_long; /* offset 288 */
+  PkU128 funding_index_short; /* offset 304 */
+  uint64_t pool_balance; /* offset 320 */
+  uint64_t insurance_balance; /* offset 328 */
+  uint64_t total_free_collateral; /* offset 336 */
+  uint64_t total_position_collateral; /* offset 344 */
+  uint64_t fees_collected; /* offset 352 */
+  uint64_t positions_opened; /* offset 360 */
+  uint64_t positions_closed; /* offset 368 */
+  PkU128 volume; /* offset 376 */
+  uint64_t liquidation_batches; /* offset 392 */
+  uint64_t positions_liquidated; /* offset 400 */
+  uint64_t collateral_liquidated; /* offset 408 */
+  uint64_t cranker_rewards; /* offset 416 */
+  uint64_t insurance_from_liquidations; /* offset 424 */
+  uint64_t insurance_paid; /* offset 432 */
+  uint64_t socialized_loss; /* offset 440 */
+  uint64_t last_liquidation_slot; /* offset 448 */
+  uint64_t last_liquidation_price; /* offset 456 */
+  uint64_t last_liquidation_exit_price; /* offset 464 */
 } PerpsMarket;
-_Static_assert(sizeof(PerpsMarket) == 440, "PerpsMarket layout must match borsh");
+_Static_assert(sizeof(PerpsMarket) == 472, "PerpsMarket layout must match borsh");
 _Static_assert(offsetof(PerpsMarket, admin) == 0, "PerpsMarket.admin offset");
 _Static_assert(offsetof(PerpsMarket, quote_mint) == 32, "PerpsMarket.quote_mint offset");
 _Static_assert(offsetof(PerpsMarket, vault) == 64, "PerpsMarket.vault offset");
 _Static_assert(offsetof(PerpsMarket, oracle) == 96, "PerpsMarket.oracle offset");
 _Static_assert(offsetof(PerpsMarket, book) == 128, "PerpsMarket.book offset");
 _Static_assert(offsetof(PerpsMarket, params) == 160, "PerpsMarket.params offset");
-_Static_assert(offsetof(PerpsMarket, created_at) == 192, "PerpsMarket.created_at offset");
-_Static_assert(offsetof(PerpsMarket, market_id) == 200, "PerpsMarket.market_id offset");
-_Static_assert(offsetof(PerpsMarket, book_capacity) == 204, "PerpsMarket.book_capacity offset");
-_Static_assert(offsetof(PerpsMarket, bump) == 208, "PerpsMarket.bump offset");
-_Static_assert(offsetof(PerpsMarket, authority_bump) == 209, "PerpsMarket.authority_bump offset");
-_Static_assert(offsetof(PerpsMarket, vault_bump) == 210, "PerpsMarket.vault_bump offset");
-_Static_assert(offsetof(PerpsMarket, paused) == 211, "PerpsMarket.paused offset");
-_Static_assert(offsetof(PerpsMarket, padding) == 212, "PerpsMarket.padding offset");
-_Static_assert(offsetof(PerpsMarket, oi_long) == 216, "PerpsMarket.oi_long offset");
-_Static_assert(offsetof(PerpsMarket, oi_short) == 224, "PerpsMarket.oi_short offset");
-_Static_assert(offsetof(PerpsMarket, ewma_price) == 232, "PerpsMarket.ewma_price offset");
-_Static_assert(offsetof(PerpsMarket, ewma_updated_at) == 240, "PerpsMarket.ewma_updated_at offset");
-_Static_assert(offsetof(PerpsMarket, last_index_price) == 248, "PerpsMarket.last_index_price offset");
-_Static_assert(offsetof(PerpsMarket, funding_updated_at) == 256, "PerpsMarket.funding_updated_at offset");
-_Static_assert(offsetof(PerpsMarket, funding_index_long) == 264, "PerpsMarket.funding_index_long offset");
-_Static_assert(offsetof(PerpsMarket, funding_index_short) == 280, "PerpsMarket.funding_index_short offset");
-_Static_assert(offsetof(PerpsMarket, pool_balance) == 296, "PerpsMarket.pool_balance offset");
-_Static_assert(offsetof(PerpsMarket, insurance_balance) == 304, "PerpsMarket.insurance_balance offset");
-_Static_assert(offsetof(PerpsMarket, total_free_collateral) == 312, "PerpsMarket.total_free_collateral offset");
-_Static_assert(offsetof(PerpsMarket, total_position_collateral) == 320, "PerpsMarket.total_position_collateral offset");
-_Static_assert(offsetof(PerpsMarket, fees_collected) == 328, "PerpsMarket.fees_collected offset");
-_Static_assert(offsetof(PerpsMarket, positions_opened) == 336, "PerpsMarket.positions_opened offset");
-_Static_assert(offsetof(PerpsMarket, positions_closed) == 344, "PerpsMarket.positions_closed offset");
-_Static_assert(offsetof(PerpsMarket, volume) == 352, "PerpsMarket.volume offset");
-_Static_assert(offsetof(PerpsMarket, liquidation_batches) == 368, "PerpsMarket.liquidation_batches offset");
-_Static_assert(offsetof(PerpsMarket, positions_liquidated) == 376, "PerpsMarket.positions_liquidated offset");
-_Static_assert(offsetof(PerpsMarket, collateral_liquidated) == 384, "PerpsMarket.collateral_liquidated offset");
-_Static_assert(offsetof(PerpsMarket, cranker_rewards) == 392, "PerpsMarket.cranker_rewards offset");
-_Static_assert(offsetof(PerpsMarket, insurance_from_liquidations) == 400, "PerpsMarket.insurance_from_liquidations offset");
-_Static_assert(offsetof(PerpsMarket, insurance_paid) == 408, "PerpsMarket.insurance_paid offset");
-_Static_assert(offsetof(PerpsMarket, socialized_loss) == 416, "PerpsMarket.socialized_loss offset");
-_Static_assert(offsetof(PerpsMarket, last_liquidation_slot) == 424, "PerpsMarket.last_liquidation_slot offset");
-_Static_assert(offsetof(PerpsMarket, last_liquidation_price) == 432, "PerpsMarket.last_liquidation_price offset");
+_Static_assert(offsetof(PerpsMarket, created_at) == 216, "PerpsMarket.created_at offset");
+_Static_assert(offsetof(PerpsMarket, market_id) == 224, "PerpsMarket.market_id offset");
+_Static_assert(offsetof(PerpsMarket, book_capacity) == 228, "PerpsMarket.book_capacity offset");
+_Static_assert(offsetof(PerpsMarket, bump) == 232, "PerpsMarket.bump offset");
+_Static_assert(offsetof(PerpsMarket, authority_bump) == 233, "PerpsMarket.authority_bump offset");
+_Static_assert(offsetof(PerpsMarket, vault_bump) == 234, "PerpsMarket.vault_bump offset");
+_Static_assert(offsetof(PerpsMarket, paused) == 235, "PerpsMarket.paused offset");
+_Static_assert(offsetof(PerpsMarket, padding) == 236, "PerpsMarket.padding offset");
+_Static_assert(offsetof(PerpsMarket, oi_long) == 240, "PerpsMarket.oi_long offset");
+_Static_assert(offsetof(PerpsMarket, oi_short) == 248, "PerpsMarket.oi_short offset");
+_Static_assert(offsetof(PerpsMarket, ewma_price) == 256, "PerpsMarket.ewma_price offset");
+_Static_assert(offsetof(PerpsMarket, ewma_updated_at) == 264, "PerpsMarket.ewma_updated_at offset");
+_Static_assert(offsetof(PerpsMarket, last_index_price) == 272, "PerpsMarket.last_index_price offset");
+_Static_assert(offsetof(PerpsMarket, funding_updated_at) == 280, "PerpsMarket.funding_updated_at offset");
+_Static_assert(offsetof(PerpsMarket, funding_index_long) == 288, "PerpsMarket.funding_index_long offset");
+_Static_assert(offsetof(PerpsMarket, funding_index_short) == 304, "PerpsMarket.funding_index_short offset");
+_Static_assert(offsetof(PerpsMarket, pool_balance) == 320, "PerpsMarket.pool_balance offset");
+_Static_assert(offsetof(PerpsMarket, insurance_balance) == 328, "PerpsMarket.insurance_balance offset");
+_Static_assert(offsetof(PerpsMarket, total_free_collateral) == 336, "PerpsMarket.total_free_collateral offset");
+_Static_assert(offsetof(PerpsMarket, total_position_collateral) == 344, "PerpsMarket.total_position_collateral offset");
+_Static_assert(offsetof(PerpsMarket, fees_collected) == 352, "PerpsMarket.fees_collected offset");
+_Static_assert(offsetof(PerpsMarket, positions_opened) == 360, "PerpsMarket.positions_opened offset");
+_Static_assert(offsetof(PerpsMarket, positions_closed) == 368, "PerpsMarket.positions_closed offset");
+_Static_assert(offsetof(PerpsMarket, volume) == 376, "PerpsMarket.volume offset");
+_Static_assert(offsetof(PerpsMarket, liquidation_batches) == 392, "PerpsMarket.liquidation_batches offset");
+_Static_assert(offsetof(PerpsMarket, positions_liquidated) == 400, "PerpsMarket.positions_liquidated offset");
+_Static_assert(offsetof(PerpsMarket, collateral_liquidated) == 408, "PerpsMarket.collateral_liquidated offset");
+_Static_assert(offsetof(PerpsMarket, cranker_rewards) == 416, "PerpsMarket.cranker_rewards offset");
+_Static_assert(offsetof(PerpsMarket, insurance_from_liquidations) == 424, "PerpsMarket.insurance_from_liquidations offset");
+_Static_assert(offsetof(PerpsMarket, insurance_paid) == 432, "PerpsMarket.insurance_paid offset");
+_Static_assert(offsetof(PerpsMarket, socialized_loss) == 440, "PerpsMarket.socialized_loss offset");
+_Static_assert(offsetof(PerpsMarket, last_liquidation_slot) == 448, "PerpsMarket.last_liquidation_slot offset");
+_Static_assert(offsetof(PerpsMarket, last_liquidation_price) == 456, "PerpsMarket.last_liquidation_price offset");
+_Static_assert(offsetof(PerpsMarket, last_liquidation_exit_price) == 464, "PerpsMarket.last_liquidation_exit_price offset");
 
 /* Program-owned test oracle; prices have 6 implied decimals (expo -6), like a Pyth price scaled to 6 decimals. */
 typedef struct {
@@ -307,35 +322,37 @@ typedef struct {
   uint64_t slot; /* offset 64 */
   int64_t unix_timestamp; /* offset 72 */
   uint64_t index_price; /* offset 80 */
-  uint32_t long_count; /* offset 88 */
-  uint32_t short_count; /* offset 92 */
-  uint64_t long_size; /* offset 96 */
-  uint64_t short_size; /* offset 104 */
-  uint64_t collateral; /* offset 112 */
-  PkU128 equity; /* offset 120 */
-  uint64_t cranker_reward; /* offset 136 */
-  uint64_t insurance_credit; /* offset 144 */
-  uint64_t insurance_paid; /* offset 152 */
-  uint64_t socialized_loss; /* offset 160 */
-  int64_t pool_credit; /* offset 168 */
+  uint64_t exit_price; /* offset 88 */
+  uint32_t long_count; /* offset 96 */
+  uint32_t short_count; /* offset 100 */
+  uint64_t long_size; /* offset 104 */
+  uint64_t short_size; /* offset 112 */
+  uint64_t collateral; /* offset 120 */
+  PkU128 equity; /* offset 128 */
+  uint64_t cranker_reward; /* offset 144 */
+  uint64_t insurance_credit; /* offset 152 */
+  uint64_t insurance_paid; /* offset 160 */
+  uint64_t socialized_loss; /* offset 168 */
+  int64_t pool_credit; /* offset 176 */
 } PerpsLiquidationBatch;
-_Static_assert(sizeof(PerpsLiquidationBatch) == 176, "PerpsLiquidationBatch layout must match borsh");
+_Static_assert(sizeof(PerpsLiquidationBatch) == 184, "PerpsLiquidationBatch layout must match borsh");
 _Static_assert(offsetof(PerpsLiquidationBatch, market) == 0, "PerpsLiquidationBatch.market offset");
 _Static_assert(offsetof(PerpsLiquidationBatch, cranker) == 32, "PerpsLiquidationBatch.cranker offset");
 _Static_assert(offsetof(PerpsLiquidationBatch, slot) == 64, "PerpsLiquidationBatch.slot offset");
 _Static_assert(offsetof(PerpsLiquidationBatch, unix_timestamp) == 72, "PerpsLiquidationBatch.unix_timestamp offset");
 _Static_assert(offsetof(PerpsLiquidationBatch, index_price) == 80, "PerpsLiquidationBatch.index_price offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, long_count) == 88, "PerpsLiquidationBatch.long_count offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, short_count) == 92, "PerpsLiquidationBatch.short_count offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, long_size) == 96, "PerpsLiquidationBatch.long_size offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, short_size) == 104, "PerpsLiquidationBatch.short_size offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, collateral) == 112, "PerpsLiquidationBatch.collateral offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, equity) == 120, "PerpsLiquidationBatch.equity offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, cranker_reward) == 136, "PerpsLiquidationBatch.cranker_reward offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, insurance_credit) == 144, "PerpsLiquidationBatch.insurance_credit offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, insurance_paid) == 152, "PerpsLiquidationBatch.insurance_paid offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, socialized_loss) == 160, "PerpsLiquidationBatch.socialized_loss offset");
-_Static_assert(offsetof(PerpsLiquidationBatch, pool_credit) == 168, "PerpsLiquidationBatch.pool_credit offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, exit_price) == 88, "PerpsLiquidationBatch.exit_price offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, long_count) == 96, "PerpsLiquidationBatch.long_count offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, short_count) == 100, "PerpsLiquidationBatch.short_count offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, long_size) == 104, "PerpsLiquidationBatch.long_size offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, short_size) == 112, "PerpsLiquidationBatch.short_size offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, collateral) == 120, "PerpsLiquidationBatch.collateral offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, equity) == 128, "PerpsLiquidationBatch.equity offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, cranker_reward) == 144, "PerpsLiquidationBatch.cranker_reward offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, insurance_credit) == 152, "PerpsLiquidationBatch.insurance_credit offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, insurance_paid) == 160, "PerpsLiquidationBatch.insurance_paid offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, socialized_loss) == 168, "PerpsLiquidationBatch.socialized_loss offset");
+_Static_assert(offsetof(PerpsLiquidationBatch, pool_credit) == 176, "PerpsLiquidationBatch.pool_credit offset");
 
 /* ---- accounts: 8-byte discriminator, then the struct ---- */
 #define PERPS_DISC_MARKET 0x9ac6e30037d5bedbULL
@@ -374,11 +391,65 @@ typedef struct {
   uint32_t book_capacity;
   PerpsMarketParams params;
 } PerpsInitializeMarketArgs;
-#define PERPS_INITIALIZE_MARKET_ARGS_SIZE 40
+#define PERPS_INITIALIZE_MARKET_ARGS_SIZE 64
 static inline void perps_decode_initialize_market_args(const uint8_t *data, PerpsInitializeMarketArgs *out) {
   __builtin_memcpy(&out->market_id, data + 0, 4);
   __builtin_memcpy(&out->book_capacity, data + 4, 4);
-  __builtin_memcpy(&out->params, data + 8, 32);
+  __builtin_memcpy(&out->params, data + 8, 56);
+}
+
+typedef struct {
+  SolAccountInfo *admin; /* Market admin; pays rent. */
+  SolAccountInfo *market;
+  SolAccountInfo *market_authority;
+  SolAccountInfo *vault;
+  SolAccountInfo *quote_mint;
+  SolAccountInfo *oracle;
+  SolAccountInfo *book;
+  SolAccountInfo *token_program;
+  SolAccountInfo *system_program;
+} PerpsInitializeMarketAccounts;
+static inline void perps_initialize_market_accounts(SolAccountInfo *accounts, PerpsInitializeMarketAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+  out->market_authority = &accounts[2];
+  out->vault = &accounts[3];
+  out->quote_mint = &accounts[4];
+  out->oracle = &accounts[5];
+  out->book = &accounts[6];
+  out->token_program = &accounts[7];
+  out->system_program = &accounts[8];
+}
+
+/* initialize_market.market: PDA of 3 seeds (then the bump). */
+#define PERPS_INITIALIZE_MARKET_MARKET_SEEDS 3
+static inline void perps_initialize_market_market_seeds(const PerpsInitializeMarketAccounts *a, const PerpsInitializeMarketArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"market", 6};
+  seeds[1] = (SolBytes){a->admin->key->x, 32};
+  seeds[2] = (SolBytes){(const uint8_t *)&args->market_id, 4};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
+/* initialize_market.market_authority: PDA of 2 seeds (then the bump). */
+#define PERPS_INITIALIZE_MARKET_MARKET_AUTHORITY_SEEDS 2
+static inline void perps_initialize_market_market_authority_seeds(const PerpsInitializeMarketAccounts *a, const PerpsInitializeMarketArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"authority", 9};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
+/* initialize_market.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_INITIALIZE_MARKET_VAULT_SEEDS 2
+static inline void perps_initialize_market_vault_seeds(const PerpsInitializeMarketAccounts *a, const PerpsInitializeMarketArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
 }
 
 /* initialize_oracle: Create a program-owned test oracle (PDA of authority and oracle_id) with an initial price; publish time = now. */
@@ -402,6 +473,28 @@ static inline void perps_decode_initialize_oracle_args(const uint8_t *data, Perp
   __builtin_memcpy(&out->conf, data + 12, 8);
 }
 
+typedef struct {
+  SolAccountInfo *authority;
+  SolAccountInfo *oracle;
+  SolAccountInfo *system_program;
+} PerpsInitializeOracleAccounts;
+static inline void perps_initialize_oracle_accounts(SolAccountInfo *accounts, PerpsInitializeOracleAccounts *out) {
+  out->authority = &accounts[0];
+  out->oracle = &accounts[1];
+  out->system_program = &accounts[2];
+}
+
+/* initialize_oracle.oracle: PDA of 3 seeds (then the bump). */
+#define PERPS_INITIALIZE_ORACLE_ORACLE_SEEDS 3
+static inline void perps_initialize_oracle_oracle_seeds(const PerpsInitializeOracleAccounts *a, const PerpsInitializeOracleArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"oracle", 6};
+  seeds[1] = (SolBytes){a->authority->key->x, 32};
+  seeds[2] = (SolBytes){(const uint8_t *)&args->oracle_id, 4};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
 /* set_oracle_price: Set the test oracle's price, confidence and publish time; the oracle authority must sign. */
 #define PERPS_IX_SET_ORACLE_PRICE 0x2e37e49f93e20a6eULL
 #define PERPS_SET_ORACLE_PRICE_AUTHORITY 0
@@ -420,6 +513,15 @@ static inline void perps_decode_set_oracle_price_args(const uint8_t *data, Perps
   __builtin_memcpy(&out->price, data + 0, 8);
   __builtin_memcpy(&out->conf, data + 8, 8);
   __builtin_memcpy(&out->publish_time, data + 16, 8);
+}
+
+typedef struct {
+  SolAccountInfo *authority;
+  SolAccountInfo *oracle;
+} PerpsSetOraclePriceAccounts;
+static inline void perps_set_oracle_price_accounts(SolAccountInfo *accounts, PerpsSetOraclePriceAccounts *out) {
+  out->authority = &accounts[0];
+  out->oracle = &accounts[1];
 }
 
 /* create_user: Create the owner's user account for a market (PDA of market and owner); the owner pays rent. */
@@ -441,6 +543,30 @@ static inline void perps_decode_create_user_args(const uint8_t *data, PerpsCreat
   out->none = 0;
 }
 
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *system_program;
+} PerpsCreateUserAccounts;
+static inline void perps_create_user_accounts(SolAccountInfo *accounts, PerpsCreateUserAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->system_program = &accounts[3];
+}
+
+/* create_user.user: PDA of 3 seeds (then the bump). */
+#define PERPS_CREATE_USER_USER_SEEDS 3
+static inline void perps_create_user_user_seeds(const PerpsCreateUserAccounts *a, const PerpsCreateUserArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
 /* deposit: Move quote tokens from the owner's token account into the vault; they become free collateral. */
 #define PERPS_IX_DEPOSIT 0xb6f2e15289c623f2ULL
 #define PERPS_DEPOSIT_OWNER 0
@@ -459,6 +585,44 @@ typedef struct {
 #define PERPS_DEPOSIT_ARGS_SIZE 8
 static inline void perps_decode_deposit_args(const uint8_t *data, PerpsDepositArgs *out) {
   __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *owner_token;
+  SolAccountInfo *vault;
+  SolAccountInfo *token_program;
+} PerpsDepositAccounts;
+static inline void perps_deposit_accounts(SolAccountInfo *accounts, PerpsDepositAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->owner_token = &accounts[3];
+  out->vault = &accounts[4];
+  out->token_program = &accounts[5];
+}
+
+/* deposit.user: PDA of 3 seeds (then the bump). */
+#define PERPS_DEPOSIT_USER_SEEDS 3
+static inline void perps_deposit_user_seeds(const PerpsDepositAccounts *a, const PerpsDepositArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
+/* deposit.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_DEPOSIT_VAULT_SEEDS 2
+static inline void perps_deposit_vault_seeds(const PerpsDepositAccounts *a, const PerpsDepositArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
 }
 
 /* withdraw: Move free collateral out of the vault to the owner's token account (no oracle read). */
@@ -482,6 +646,56 @@ static inline void perps_decode_withdraw_args(const uint8_t *data, PerpsWithdraw
   __builtin_memcpy(&out->amount, data + 0, 8);
 }
 
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *owner_token; /* Destination: any token account of the quote mint except the market's vault. */
+  SolAccountInfo *vault;
+  SolAccountInfo *market_authority;
+  SolAccountInfo *token_program;
+} PerpsWithdrawAccounts;
+static inline void perps_withdraw_accounts(SolAccountInfo *accounts, PerpsWithdrawAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->owner_token = &accounts[3];
+  out->vault = &accounts[4];
+  out->market_authority = &accounts[5];
+  out->token_program = &accounts[6];
+}
+
+/* withdraw.user: PDA of 3 seeds (then the bump). */
+#define PERPS_WITHDRAW_USER_SEEDS 3
+static inline void perps_withdraw_user_seeds(const PerpsWithdrawAccounts *a, const PerpsWithdrawArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
+/* withdraw.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_WITHDRAW_VAULT_SEEDS 2
+static inline void perps_withdraw_vault_seeds(const PerpsWithdrawAccounts *a, const PerpsWithdrawArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
+/* withdraw.market_authority: PDA of 2 seeds (then the bump). */
+#define PERPS_WITHDRAW_MARKET_AUTHORITY_SEEDS 2
+static inline void perps_withdraw_market_authority_seeds(const PerpsWithdrawAccounts *a, const PerpsWithdrawArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"authority", 9};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
 /* fund_pool: Admin: move quote tokens into the vault as pool balance (the traders' counterparty). */
 #define PERPS_IX_FUND_POOL 0x9f5714b5b0e93924ULL
 #define PERPS_FUND_POOL_ADMIN 0
@@ -499,6 +713,31 @@ typedef struct {
 #define PERPS_FUND_POOL_ARGS_SIZE 8
 static inline void perps_decode_fund_pool_args(const uint8_t *data, PerpsFundPoolArgs *out) {
   __builtin_memcpy(&out->amount, data + 0, 8);
+}
+
+typedef struct {
+  SolAccountInfo *admin;
+  SolAccountInfo *market;
+  SolAccountInfo *admin_token;
+  SolAccountInfo *vault;
+  SolAccountInfo *token_program;
+} PerpsFundPoolAccounts;
+static inline void perps_fund_pool_accounts(SolAccountInfo *accounts, PerpsFundPoolAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+  out->admin_token = &accounts[2];
+  out->vault = &accounts[3];
+  out->token_program = &accounts[4];
+}
+
+/* fund_pool.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_FUND_POOL_VAULT_SEEDS 2
+static inline void perps_fund_pool_vault_seeds(const PerpsFundPoolAccounts *a, const PerpsFundPoolArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
 }
 
 /* fund_insurance: Admin: move quote tokens into the vault as insurance fund. */
@@ -520,20 +759,60 @@ static inline void perps_decode_fund_insurance_args(const uint8_t *data, PerpsFu
   __builtin_memcpy(&out->amount, data + 0, 8);
 }
 
-/* update_market_params: Admin: replace the market's risk parameters (funding is brought up to date first). */
+typedef struct {
+  SolAccountInfo *admin;
+  SolAccountInfo *market;
+  SolAccountInfo *admin_token;
+  SolAccountInfo *vault;
+  SolAccountInfo *token_program;
+} PerpsFundInsuranceAccounts;
+static inline void perps_fund_insurance_accounts(SolAccountInfo *accounts, PerpsFundInsuranceAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+  out->admin_token = &accounts[2];
+  out->vault = &accounts[3];
+  out->token_program = &accounts[4];
+}
+
+/* fund_insurance.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_FUND_INSURANCE_VAULT_SEEDS 2
+static inline void perps_fund_insurance_vault_seeds(const PerpsFundInsuranceAccounts *a, const PerpsFundInsuranceArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
+/* update_market_params: Admin: replace the market's risk parameters (funding is brought up to date first). The new parameters must be within bounds and leave every open position healthy at the current index (the most exposed position of each side is checked). */
 #define PERPS_IX_UPDATE_MARKET_PARAMS 0x525caecdbfca7546ULL
 #define PERPS_UPDATE_MARKET_PARAMS_ADMIN 0
 #define PERPS_UPDATE_MARKET_PARAMS_MARKET 1
-#define PERPS_UPDATE_MARKET_PARAMS_NUM_ACCOUNTS 2
-static const uint8_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_FLAGS[2] = {1, 2};
-static const char PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES[] = "admin\0market\0";
-static const uint16_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES_OFFSETS[2] = {0, 6};
+#define PERPS_UPDATE_MARKET_PARAMS_BOOK 2
+#define PERPS_UPDATE_MARKET_PARAMS_ORACLE 3
+#define PERPS_UPDATE_MARKET_PARAMS_NUM_ACCOUNTS 4
+static const uint8_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_FLAGS[4] = {1, 2, 0, 0};
+static const char PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES[] = "admin\0market\0book\0oracle\0";
+static const uint16_t PERPS_UPDATE_MARKET_PARAMS_ACCOUNT_NAMES_OFFSETS[4] = {0, 6, 13, 18};
 typedef struct {
   PerpsMarketParams params;
 } PerpsUpdateMarketParamsArgs;
-#define PERPS_UPDATE_MARKET_PARAMS_ARGS_SIZE 32
+#define PERPS_UPDATE_MARKET_PARAMS_ARGS_SIZE 56
 static inline void perps_decode_update_market_params_args(const uint8_t *data, PerpsUpdateMarketParamsArgs *out) {
-  __builtin_memcpy(&out->params, data + 0, 32);
+  __builtin_memcpy(&out->params, data + 0, 56);
+}
+
+typedef struct {
+  SolAccountInfo *admin;
+  SolAccountInfo *market;
+  SolAccountInfo *book;
+  SolAccountInfo *oracle;
+} PerpsUpdateMarketParamsAccounts;
+static inline void perps_update_market_params_accounts(SolAccountInfo *accounts, PerpsUpdateMarketParamsAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+  out->book = &accounts[2];
+  out->oracle = &accounts[3];
 }
 
 /* set_paused: Admin: pause or resume all fills. */
@@ -552,7 +831,16 @@ static inline void perps_decode_set_paused_args(const uint8_t *data, PerpsSetPau
   __builtin_memcpy(&out->paused, data + 0, 1);
 }
 
-/* open_position: Open an isolated position against the pool at the skew-adjusted fill price; collateral and the taker fee come from free collateral. */
+typedef struct {
+  SolAccountInfo *admin;
+  SolAccountInfo *market;
+} PerpsSetPausedAccounts;
+static inline void perps_set_paused_accounts(SolAccountInfo *accounts, PerpsSetPausedAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+}
+
+/* open_position: Open an isolated position against the pool at the skew-adjusted fill price; collateral and the taker fee come from free collateral. Returns the new position's slot and generation (program return data). */
 #define PERPS_IX_OPEN_POSITION 0x31f0980f4d2f8087ULL
 #define PERPS_OPEN_POSITION_OWNER 0
 #define PERPS_OPEN_POSITION_MARKET 1
@@ -577,6 +865,32 @@ static inline void perps_decode_open_position_args(const uint8_t *data, PerpsOpe
   __builtin_memcpy(&out->worst_price, data + 17, 8);
 }
 
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+  SolAccountInfo *oracle;
+} PerpsOpenPositionAccounts;
+static inline void perps_open_position_accounts(SolAccountInfo *accounts, PerpsOpenPositionAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->book = &accounts[3];
+  out->oracle = &accounts[4];
+}
+
+/* open_position.user: PDA of 3 seeds (then the bump). */
+#define PERPS_OPEN_POSITION_USER_SEEDS 3
+static inline void perps_open_position_user_seeds(const PerpsOpenPositionAccounts *a, const PerpsOpenPositionArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
+}
+
 /* close_position: Close a position at the skew-adjusted fill price; PnL, funding and fee settle into free collateral. */
 #define PERPS_IX_CLOSE_POSITION 0x626244310051867bULL
 #define PERPS_CLOSE_POSITION_OWNER 0
@@ -589,13 +903,39 @@ static const uint8_t PERPS_CLOSE_POSITION_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
 static const char PERPS_CLOSE_POSITION_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0oracle\0";
 static const uint16_t PERPS_CLOSE_POSITION_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 18, 23};
 typedef struct {
-  uint32_t position;
+  PerpsPositionRef position;
   uint64_t worst_price;
 } PerpsClosePositionArgs;
-#define PERPS_CLOSE_POSITION_ARGS_SIZE 12
+#define PERPS_CLOSE_POSITION_ARGS_SIZE 16
 static inline void perps_decode_close_position_args(const uint8_t *data, PerpsClosePositionArgs *out) {
-  __builtin_memcpy(&out->position, data + 0, 4);
-  __builtin_memcpy(&out->worst_price, data + 4, 8);
+  __builtin_memcpy(&out->position, data + 0, 8);
+  __builtin_memcpy(&out->worst_price, data + 8, 8);
+}
+
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+  SolAccountInfo *oracle;
+} PerpsClosePositionAccounts;
+static inline void perps_close_position_accounts(SolAccountInfo *accounts, PerpsClosePositionAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->book = &accounts[3];
+  out->oracle = &accounts[4];
+}
+
+/* close_position.user: PDA of 3 seeds (then the bump). */
+#define PERPS_CLOSE_POSITION_USER_SEEDS 3
+static inline void perps_close_position_user_seeds(const PerpsClosePositionAccounts *a, const PerpsClosePositionArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
 }
 
 /* add_margin: Move free collateral into a position (its funding settles into its collateral first). */
@@ -609,13 +949,37 @@ static const uint8_t PERPS_ADD_MARGIN_ACCOUNT_FLAGS[4] = {1, 2, 2, 2};
 static const char PERPS_ADD_MARGIN_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0";
 static const uint16_t PERPS_ADD_MARGIN_ACCOUNT_NAMES_OFFSETS[4] = {0, 6, 13, 18};
 typedef struct {
-  uint32_t position;
+  PerpsPositionRef position;
   uint64_t amount;
 } PerpsAddMarginArgs;
-#define PERPS_ADD_MARGIN_ARGS_SIZE 12
+#define PERPS_ADD_MARGIN_ARGS_SIZE 16
 static inline void perps_decode_add_margin_args(const uint8_t *data, PerpsAddMarginArgs *out) {
-  __builtin_memcpy(&out->position, data + 0, 4);
-  __builtin_memcpy(&out->amount, data + 4, 8);
+  __builtin_memcpy(&out->position, data + 0, 8);
+  __builtin_memcpy(&out->amount, data + 8, 8);
+}
+
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+} PerpsAddMarginAccounts;
+static inline void perps_add_margin_accounts(SolAccountInfo *accounts, PerpsAddMarginAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->book = &accounts[3];
+}
+
+/* add_margin.user: PDA of 3 seeds (then the bump). */
+#define PERPS_ADD_MARGIN_USER_SEEDS 3
+static inline void perps_add_margin_user_seeds(const PerpsAddMarginAccounts *a, const PerpsAddMarginArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
 }
 
 /* remove_margin: Move collateral out of a position into free collateral, keeping the initial margin at the index price. */
@@ -630,13 +994,39 @@ static const uint8_t PERPS_REMOVE_MARGIN_ACCOUNT_FLAGS[5] = {1, 2, 2, 2, 0};
 static const char PERPS_REMOVE_MARGIN_ACCOUNT_NAMES[] = "owner\0market\0user\0book\0oracle\0";
 static const uint16_t PERPS_REMOVE_MARGIN_ACCOUNT_NAMES_OFFSETS[5] = {0, 6, 13, 18, 23};
 typedef struct {
-  uint32_t position;
+  PerpsPositionRef position;
   uint64_t amount;
 } PerpsRemoveMarginArgs;
-#define PERPS_REMOVE_MARGIN_ARGS_SIZE 12
+#define PERPS_REMOVE_MARGIN_ARGS_SIZE 16
 static inline void perps_decode_remove_margin_args(const uint8_t *data, PerpsRemoveMarginArgs *out) {
-  __builtin_memcpy(&out->position, data + 0, 4);
-  __builtin_memcpy(&out->amount, data + 4, 8);
+  __builtin_memcpy(&out->position, data + 0, 8);
+  __builtin_memcpy(&out->amount, data + 8, 8);
+}
+
+typedef struct {
+  SolAccountInfo *owner;
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+  SolAccountInfo *oracle;
+} PerpsRemoveMarginAccounts;
+static inline void perps_remove_margin_accounts(SolAccountInfo *accounts, PerpsRemoveMarginAccounts *out) {
+  out->owner = &accounts[0];
+  out->market = &accounts[1];
+  out->user = &accounts[2];
+  out->book = &accounts[3];
+  out->oracle = &accounts[4];
+}
+
+/* remove_margin.user: PDA of 3 seeds (then the bump). */
+#define PERPS_REMOVE_MARGIN_USER_SEEDS 3
+static inline void perps_remove_margin_user_seeds(const PerpsRemoveMarginAccounts *a, const PerpsRemoveMarginArgs *args, SolBytes seeds[4], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"user", 4};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){a->owner->key->x, 32};
+  seeds[3] = (SolBytes){bump, 1};
 }
 
 /* update_funding: Permissionless: read the oracle (EWMA) and bring the funding indices up to date. */
@@ -654,6 +1044,15 @@ typedef struct {
 static inline void perps_decode_update_funding_args(const uint8_t *data, PerpsUpdateFundingArgs *out) {
   (void)data;
   out->none = 0;
+}
+
+typedef struct {
+  SolAccountInfo *market;
+  SolAccountInfo *oracle;
+} PerpsUpdateFundingAccounts;
+static inline void perps_update_funding_accounts(SolAccountInfo *accounts, PerpsUpdateFundingAccounts *out) {
+  out->market = &accounts[0];
+  out->oracle = &accounts[1];
 }
 
 /* liquidate: Permissionless: liquidate every position past its liquidation price, on both sides, in one instruction (cost bounded by the book's depth). The cranker's reward is transferred to cranker_token. */
@@ -679,6 +1078,47 @@ static inline void perps_decode_liquidate_args(const uint8_t *data, PerpsLiquida
   out->none = 0;
 }
 
+typedef struct {
+  SolAccountInfo *cranker;
+  SolAccountInfo *market;
+  SolAccountInfo *book;
+  SolAccountInfo *oracle;
+  SolAccountInfo *vault;
+  SolAccountInfo *cranker_token; /* An initialised token account of the market's quote mint, other than the vault: it receives the reward (checked even when there is none). */
+  SolAccountInfo *market_authority;
+  SolAccountInfo *token_program;
+} PerpsLiquidateAccounts;
+static inline void perps_liquidate_accounts(SolAccountInfo *accounts, PerpsLiquidateAccounts *out) {
+  out->cranker = &accounts[0];
+  out->market = &accounts[1];
+  out->book = &accounts[2];
+  out->oracle = &accounts[3];
+  out->vault = &accounts[4];
+  out->cranker_token = &accounts[5];
+  out->market_authority = &accounts[6];
+  out->token_program = &accounts[7];
+}
+
+/* liquidate.vault: PDA of 2 seeds (then the bump). */
+#define PERPS_LIQUIDATE_VAULT_SEEDS 2
+static inline void perps_liquidate_vault_seeds(const PerpsLiquidateAccounts *a, const PerpsLiquidateArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"vault", 5};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
+/* liquidate.market_authority: PDA of 2 seeds (then the bump). */
+#define PERPS_LIQUIDATE_MARKET_AUTHORITY_SEEDS 2
+static inline void perps_liquidate_market_authority_seeds(const PerpsLiquidateAccounts *a, const PerpsLiquidateArgs *args, SolBytes seeds[3], const uint8_t *bump) {
+  (void)a;
+  (void)args;
+  seeds[0] = (SolBytes){(const uint8_t *)"authority", 9};
+  seeds[1] = (SolBytes){a->market->key->x, 32};
+  seeds[2] = (SolBytes){bump, 1};
+}
+
 /* collect_garbage: Permissionless: free up to max_nodes nodes and slots of liquidated subtrees. */
 #define PERPS_IX_COLLECT_GARBAGE 0x8cf42aba86f81b89ULL
 #define PERPS_COLLECT_GARBAGE_MARKET 0
@@ -695,6 +1135,15 @@ static inline void perps_decode_collect_garbage_args(const uint8_t *data, PerpsC
   __builtin_memcpy(&out->max_nodes, data + 0, 4);
 }
 
+typedef struct {
+  SolAccountInfo *market;
+  SolAccountInfo *book;
+} PerpsCollectGarbageAccounts;
+static inline void perps_collect_garbage_accounts(SolAccountInfo *accounts, PerpsCollectGarbageAccounts *out) {
+  out->market = &accounts[0];
+  out->book = &accounts[1];
+}
+
 /* clear_position: Remove a user's reference to a liquidated position (anyone may clear, so crankers can clean up). */
 #define PERPS_IX_CLEAR_POSITION 0x1d08bcb724c066c1ULL
 #define PERPS_CLEAR_POSITION_MARKET 0
@@ -705,33 +1154,44 @@ static const uint8_t PERPS_CLEAR_POSITION_ACCOUNT_FLAGS[3] = {0, 2, 0};
 static const char PERPS_CLEAR_POSITION_ACCOUNT_NAMES[] = "market\0user\0book\0";
 static const uint16_t PERPS_CLEAR_POSITION_ACCOUNT_NAMES_OFFSETS[3] = {0, 7, 12};
 typedef struct {
-  uint32_t position;
+  PerpsPositionRef position;
 } PerpsClearPositionArgs;
-#define PERPS_CLEAR_POSITION_ARGS_SIZE 4
+#define PERPS_CLEAR_POSITION_ARGS_SIZE 8
 static inline void perps_decode_clear_position_args(const uint8_t *data, PerpsClearPositionArgs *out) {
-  __builtin_memcpy(&out->position, data + 0, 4);
+  __builtin_memcpy(&out->position, data + 0, 8);
 }
 
-/* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType) */
+typedef struct {
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+} PerpsClearPositionAccounts;
+static inline void perps_clear_position_accounts(SolAccountInfo *accounts, PerpsClearPositionAccounts *out) {
+  out->market = &accounts[0];
+  out->user = &accounts[1];
+  out->book = &accounts[2];
+}
+
+/* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType, AccountsType) */
 #define PERPS_INSTRUCTIONS(X) \
-  X(INITIALIZE_MARKET, initialize_market, PerpsInitializeMarketArgs) \
-  X(INITIALIZE_ORACLE, initialize_oracle, PerpsInitializeOracleArgs) \
-  X(SET_ORACLE_PRICE, set_oracle_price, PerpsSetOraclePriceArgs) \
-  X(CREATE_USER, create_user, PerpsCreateUserArgs) \
-  X(DEPOSIT, deposit, PerpsDepositArgs) \
-  X(WITHDRAW, withdraw, PerpsWithdrawArgs) \
-  X(FUND_POOL, fund_pool, PerpsFundPoolArgs) \
-  X(FUND_INSURANCE, fund_insurance, PerpsFundInsuranceArgs) \
-  X(UPDATE_MARKET_PARAMS, update_market_params, PerpsUpdateMarketParamsArgs) \
-  X(SET_PAUSED, set_paused, PerpsSetPausedArgs) \
-  X(OPEN_POSITION, open_position, PerpsOpenPositionArgs) \
-  X(CLOSE_POSITION, close_position, PerpsClosePositionArgs) \
-  X(ADD_MARGIN, add_margin, PerpsAddMarginArgs) \
-  X(REMOVE_MARGIN, remove_margin, PerpsRemoveMarginArgs) \
-  X(UPDATE_FUNDING, update_funding, PerpsUpdateFundingArgs) \
-  X(LIQUIDATE, liquidate, PerpsLiquidateArgs) \
-  X(COLLECT_GARBAGE, collect_garbage, PerpsCollectGarbageArgs) \
-  X(CLEAR_POSITION, clear_position, PerpsClearPositionArgs) \
+  X(INITIALIZE_MARKET, initialize_market, PerpsInitializeMarketArgs, PerpsInitializeMarketAccounts) \
+  X(INITIALIZE_ORACLE, initialize_oracle, PerpsInitializeOracleArgs, PerpsInitializeOracleAccounts) \
+  X(SET_ORACLE_PRICE, set_oracle_price, PerpsSetOraclePriceArgs, PerpsSetOraclePriceAccounts) \
+  X(CREATE_USER, create_user, PerpsCreateUserArgs, PerpsCreateUserAccounts) \
+  X(DEPOSIT, deposit, PerpsDepositArgs, PerpsDepositAccounts) \
+  X(WITHDRAW, withdraw, PerpsWithdrawArgs, PerpsWithdrawAccounts) \
+  X(FUND_POOL, fund_pool, PerpsFundPoolArgs, PerpsFundPoolAccounts) \
+  X(FUND_INSURANCE, fund_insurance, PerpsFundInsuranceArgs, PerpsFundInsuranceAccounts) \
+  X(UPDATE_MARKET_PARAMS, update_market_params, PerpsUpdateMarketParamsArgs, PerpsUpdateMarketParamsAccounts) \
+  X(SET_PAUSED, set_paused, PerpsSetPausedArgs, PerpsSetPausedAccounts) \
+  X(OPEN_POSITION, open_position, PerpsOpenPositionArgs, PerpsOpenPositionAccounts) \
+  X(CLOSE_POSITION, close_position, PerpsClosePositionArgs, PerpsClosePositionAccounts) \
+  X(ADD_MARGIN, add_margin, PerpsAddMarginArgs, PerpsAddMarginAccounts) \
+  X(REMOVE_MARGIN, remove_margin, PerpsRemoveMarginArgs, PerpsRemoveMarginAccounts) \
+  X(UPDATE_FUNDING, update_funding, PerpsUpdateFundingArgs, PerpsUpdateFundingAccounts) \
+  X(LIQUIDATE, liquidate, PerpsLiquidateArgs, PerpsLiquidateAccounts) \
+  X(COLLECT_GARBAGE, collect_garbage, PerpsCollectGarbageArgs, PerpsCollectGarbageAccounts) \
+  X(CLEAR_POSITION, clear_position, PerpsClearPositionArgs, PerpsClearPositionAccounts) \
 
 
 /* ---- fixed program addresses named in the IDL ---- */

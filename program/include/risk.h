@@ -10,8 +10,7 @@
 
 #include "math.h"
 #include "perps_idl.h"
-
-typedef uint64_t PerpsResult;
+#include "result.h"
 
 #define RISK_B 1000000ULL     /* base atoms per whole base unit */
 #define RISK_BPS 10000ULL     /* basis points in 100% */
@@ -20,14 +19,23 @@ typedef uint64_t PerpsResult;
 
 enum { SIDE_LONG = 0, SIDE_SHORT = 1 };
 
-/* SPEC 3: price > 0, age <= max staleness, conf * 1e4 <= max_conf_bps * price. */
+/* SPEC 3: price > 0, age <= max staleness, publish time at most
+ * max_publish_ahead_s ahead of now, conf * 1e4 <= max_conf_bps * price. */
 PerpsResult risk_check_oracle(const PerpsOracle *oracle, int64_t now, const PerpsMarketParams *params);
 
 /* EWMA of the index over `window` seconds: the first update sets it. */
 void risk_update_ewma(uint64_t *ewma, int64_t *updated_at, uint64_t price, int64_t now, uint32_t window);
 
+/* Bounds of the market parameters (docs/risk-engine.md, "Parameters"),
+ * including the open-interest cap rule, which must also hold for the open
+ * interest the market has now: InvalidMarketParams otherwise. */
+PerpsResult risk_check_params(const PerpsMarketParams *p, uint64_t oi_long, uint64_t oi_short);
+
 /* One funding accrual over `dt` seconds at `price`, for open interest
- * `oi[SIDE_LONG]`/`oi[SIDE_SHORT]`; updates index[SIDE_LONG]/[SIDE_SHORT]. */
+ * `oi[SIDE_LONG]`/`oi[SIDE_SHORT]`; updates index[SIDE_LONG]/[SIDE_SHORT].
+ * The heavy side's index rises by D per unit and the light side's falls by
+ * the same D: each unit of the light side receives the rate the heavy side
+ * pays, and the pool keeps the rest (SPEC 5). */
 typedef struct {
   uint64_t oi[2];
   uint64_t price;
@@ -92,6 +100,19 @@ typedef struct {
  * collateral + floor(pnl) - ceil(funding owed), from their sums. */
 PerpsResult risk_batch_equity(uint8_t side, const RiskSums *sums, uint64_t price, const i128 *funding_index,
                               i128 *equity);
+
+/* The exit price of a liquidation batch (SPEC 6): the fill of its net size.
+ * The cut longs sell `long_size` and the cut shorts buy `short_size` at one
+ * price, which moves the skew from skew0 to skew0 - long_size + short_size;
+ * it is rounded as the net trade's fill (down when the batch sells on net). */
+typedef struct {
+  uint64_t index_price;
+  i128 skew0;
+  uint64_t long_size;  /* cut longs: they sell */
+  uint64_t short_size; /* cut shorts: they buy */
+  uint64_t skew_scale;
+} BatchExit;
+PerpsResult risk_batch_exit_price(const BatchExit *batch, uint64_t *price);
 
 /* Where a batch's value goes (docs/risk-engine.md, "Payout"). */
 typedef struct {

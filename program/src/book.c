@@ -1,12 +1,6 @@
 /* The book's crit-bit trees: see book.h and docs/risk-engine.md. */
 #include "book.h"
 
-#define TRY_SUMS(expr)             \
-  do {                             \
-    PerpsResult sums_err_ = (expr); \
-    if (sums_err_) return sums_err_; \
-  } while (0)
-
 static uint32_t clz128(u128 v) {
   uint64_t hi = (uint64_t)(v >> 64);
   return hi ? pk_clz64(hi) : 64 + pk_clz64((uint64_t)v);
@@ -122,7 +116,7 @@ static PerpsResult adjust(const Book *b, uint32_t ref, const BookSums *d, bool a
   BookSums s;
   book_sums(b, ref, &s);
   if (add) {
-    TRY_SUMS(add_sums(&s, d));
+    TRY(add_sums(&s, d));
   } else {
     s.count -= d->count;
     s.collateral -= d->collateral;
@@ -161,19 +155,16 @@ PerpsResult book_insert(Book *b, uint32_t slot) {
   if (crit == BOOK_KEY_BITS) return PERPS_ERR_INVALID_ACCOUNT_DATA; /* already in the tree */
 
   uint32_t fresh;
-  PerpsResult err = alloc_node(b, &fresh);
-  if (err) return err;
+  TRY(alloc_node(b, &fresh));
   /* Descend while the nodes branch above the new crit bit; they all gain the leaf. */
   uint32_t *link = root;
   while (!book_is_leaf(*link) && book_node(b, *link)->crit < crit) {
-    err = adjust(b, *link, &mine, true);
-    if (err) return err;
+    TRY(adjust(b, *link, &mine, true));
     link = &book_node(b, *link)->children[book_bit(key, slot, book_node(b, *link)->crit)];
   }
   BookSums below;
   book_sums(b, *link, &below);
-  err = add_sums(&below, &mine);
-  if (err) return err;
+  TRY(add_sums(&below, &mine));
   PerpsTreeNode *m = book_node(b, fresh);
   uint32_t dir = book_bit(key, slot, crit);
   m->crit = (uint16_t)crit;
@@ -224,6 +215,15 @@ PerpsResult book_remove(Book *b, uint32_t slot) {
   return 0;
 }
 
+uint32_t book_extreme(const Book *b, uint8_t side) {
+  uint32_t ref = b->header->roots[side];
+  if (ref == BOOK_NONE) return UINT32_MAX;
+  /* longs: the highest composite; shorts: the lowest */
+  uint32_t dir = side == SIDE_LONG ? 1 : 0;
+  while (!book_is_leaf(ref)) ref = book_node(b, ref)->children[dir];
+  return book_leaf_slot(ref);
+}
+
 /* -- liquidation: cutting along the threshold's path ----------------------- */
 
 /* Push a cut subtree onto the garbage list (inner nodes link through their
@@ -249,7 +249,7 @@ static bool composite_below(const BookCut *cut, u128 key, uint32_t slot) {
 static PerpsResult cut_whole(Book *b, uint32_t *link, BookSums *total) {
   BookSums s;
   book_sums(b, *link, &s);
-  TRY_SUMS(add_sums(total, &s));
+  TRY(add_sums(total, &s));
   push_garbage(b, *link);
   return 0;
 }
@@ -284,7 +284,7 @@ PerpsResult book_cut(Book *b, uint8_t side, const BookCut *cut, BookSums *total)
         liquidated = book_bit(cut->key, cut->slot, d) != gone;
       }
       if (!liquidated) break;
-      TRY_SUMS(cut_whole(b, link, total));
+      TRY(cut_whole(b, link, total));
       if (depth == 0) {
         *root = BOOK_NONE;
       } else {
@@ -298,7 +298,7 @@ PerpsResult book_cut(Book *b, uint8_t side, const BookCut *cut, BookSums *total)
     PerpsTreeNode *n = book_node(b, ref);
     if (book_bit(cut->key, cut->slot, n->crit) != gone) {
       /* the child on the liquidated side is wholly beyond the threshold */
-      TRY_SUMS(cut_whole(b, &n->children[gone], total));
+      TRY(cut_whole(b, &n->children[gone], total));
       *link = n->children[1 - gone];
       free_node(b, ref);
     } else {
@@ -316,7 +316,7 @@ PerpsResult book_cut(Book *b, uint8_t side, const BookCut *cut, BookSums *total)
     BookSums left, right;
     book_sums(b, n->children[0], &left);
     book_sums(b, n->children[1], &right);
-    TRY_SUMS(add_sums(&left, &right));
+    TRY(add_sums(&left, &right));
     store_sums(n, &left);
   }
   b->header->counts[side] -= total->count;

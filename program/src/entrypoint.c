@@ -1,6 +1,7 @@
 /* Entrypoint: deserialise the input, route by the 8-byte Anchor
- * discriminator, check the instruction's account flags from the IDL, decode
- * the arguments, run the handler, and log a failure in Anchor's format. */
+ * discriminator, check the instruction's account count and flags from the
+ * IDL, decode the arguments, name the accounts (the generated struct), run
+ * the handler, and log a failure in Anchor's format. */
 #include "perps.h"
 #include "sol/log.h"
 
@@ -18,13 +19,15 @@ static PerpsResult dispatch(Ctx *ctx) {
   uint64_t disc;
   __builtin_memcpy(&disc, params->data, 8);
   switch (disc) {
-#define ROUTE(UPPER, lower, Args)                                                                           \
+#define ROUTE(UPPER, lower, Args, Accounts)                                                                 \
   case PERPS_IX_##UPPER: {                                                                                  \
     TRY(begin(ctx, PERPS_##UPPER##_ACCOUNT_FLAGS, PERPS_##UPPER##_NUM_ACCOUNTS, PERPS_##UPPER##_ACCOUNT_NAMES, \
               PERPS_##UPPER##_ACCOUNT_NAMES_OFFSETS, PERPS_##UPPER##_ARGS_SIZE));                             \
     Args args;                                                                                              \
     perps_decode_##lower##_args(params->data + 8, &args);                                                   \
-    return ix_##lower(ctx, &args);                                                                          \
+    Accounts accounts;                                                                                      \
+    perps_##lower##_accounts(ctx->accounts, &accounts);                                                     \
+    return ix_##lower(ctx, &accounts, &args);                                                               \
   }
     PERPS_INSTRUCTIONS(ROUTE)
 #undef ROUTE

@@ -2,21 +2,6 @@
  * remove_margin.  docs/risk-engine.md gives every formula and rounding. */
 #include "perps.h"
 
-/* open_position, close_position, add_margin and remove_margin list their
- * first accounts in the same order; the helpers below rely on it. */
-enum { OWNER = 0, MARKET = 1, USER = 2, BOOK = 3, ORACLE = 4 };
-#define SAME_ORDER(IX)                                                                                          \
-  _Static_assert(PERPS_##IX##_OWNER == OWNER && PERPS_##IX##_MARKET == MARKET && PERPS_##IX##_USER == USER && \
-                     PERPS_##IX##_BOOK == BOOK,                                                             \
-                 #IX " account order")
-SAME_ORDER(OPEN_POSITION);
-SAME_ORDER(CLOSE_POSITION);
-SAME_ORDER(ADD_MARGIN);
-SAME_ORDER(REMOVE_MARGIN);
-_Static_assert(PERPS_OPEN_POSITION_ORACLE == ORACLE && PERPS_CLOSE_POSITION_ORACLE == ORACLE &&
-                   PERPS_REMOVE_MARGIN_ORACLE == ORACLE,
-               "oracle position");
-
 /* What a trading instruction works on. */
 typedef struct {
   PerpsMarket *m;
@@ -26,18 +11,20 @@ typedef struct {
   uint32_t ref; /* the user's reference to the position, when there is one */
 } Trader;
 
+/* The accounts the four trading instructions share (each has its own
+ * generated struct; these are the ones they have in common). */
+typedef struct {
+  const SolAccountInfo *owner, *market, *user, *book;
+} TraderAccounts;
+
 /* Load and cross-check market, user (of the signer) and book; with a
  * position, the user's live reference to it; then bring funding up to now. */
-static PerpsResult trader_load(Ctx *ctx, const uint32_t *position, Trader *t) {
-  TRY(market_load(ctx, MARKET, &t->m));
-  TRY(user_load(ctx, USER, MARKET, OWNER, &t->u));
-  TRY(market_book(ctx, BOOK, t->m, &t->b));
-  if (position) TRY(user_position(ctx, t->u, &t->b, *position, &t->ref));
-  return market_touch(ctx, t->m, &t->now);
-}
-
-static i128 side_index(const PerpsMarket *m, uint8_t side) {
-  return pk_load_i128(side == SIDE_LONG ? &m->funding_index_long : &m->funding_index_short);
+static PerpsResult trader_load(Ctx *ctx, const TraderAccounts *a, const PerpsPositionRef *position, Trader *t) {
+  TRY(market_load(ctx, a->market, &t->m));
+  TRY(user_load(ctx, a->user, a->market, a->owner, &t->u));
+  TRY(market_book(ctx, a->book, t->m, &t->b));
+  if (position) TRY(user_position(t->u, &t->b, position, &t->ref));
+  return market_touch(t->m, &t->now);
 }
 
 static i128 skew_of(const PerpsMarket *m) { return (i128)m->oi_long - (i128)m->oi_short; }
@@ -70,8 +57,7 @@ static PerpsResult fill(const PerpsMarket *m, const Order *o, uint64_t *price) {
 static PerpsResult count_trade(PerpsMarket *m, uint64_t notional, uint64_t fee) {
   u128 volume = pk_load_u128(&m->volume) + notional;
   pk_store_u128(&m->volume, volume);
-  if (__builtin_add_overflow(m->fees_collected, fee, &m->fees_collected)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
-  return 0;
+  return add_u64(&m->fees_collected, fee);
 }
 
 /* The pool pays (delta < 0) or receives (delta > 0); it never goes below zero. */
@@ -83,22 +69,28 @@ static PerpsResult pool_change(PerpsMarket *m, i128 delta) {
   return 0;
 }
 
-PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
+PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionAccounts *a, const PerpsOpenPositionArgs *args) {
   if (args->side > SIDE_SHORT) return PERPS_ERR_INVALID_SIDE;
   if (args->size == 0) return PERPS_ERR_INVALID_SIZE;
   if (args->collateral == 0) return PERPS_ERR_INVALID_AMOUNT;
+  TraderAccounts shared = {a->owner, a->market, a->user, a->book};
   Trader t;
   uint64_t index_price, price, notional, fee, required;
-  TRY(trader_load(ctx, NULL, &t));
+  TRY(trader_load(ctx, &shared, NULL, &t));
   PerpsMarket *m = t.m;
   PerpsUser *u = t.u;
   Book b = t.b;
-  TRY(market_read_oracle(ctx, m, ORACLE, t.now, &index_price));
+  TRY(market_read_oracle(ctx, m, a->oracle, t.now, &index_price));
 
   bool buy = args->side == SIDE_LONG;
   Order order = {index_price, args->size, args->worst_price, buy};
   TRY(fill(m, &order, &price));
+  /* SPEC 3: no side above the cap, so |skew| keeps the mark within half the maintenance margin */
+  uint64_t *oi = buy ? &m->oi_long : &m->oi_short;
+  if (args->size > m->params.max_open_interest || *oi > m->params.max_open_interest - args->size)
+    return PERPS_ERR_OPEN_INTEREST_CAP_EXCEEDED;
   TRY(risk_notional(args->size, price, &notional));
+  if (notional < m->params.min_position_notional) return PERPS_ERR_POSITION_TOO_SMALL;
   TRY(risk_fee(notional, m->params.taker_fee_bps, &fee));
   TRY(risk_requirement(args->size, price, m->params.initial_margin_bps, &required));
   if (args->collateral < required) return PERPS_ERR_INITIAL_MARGIN_NOT_MET;
@@ -111,13 +103,13 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
       .size = args->size,
       .collateral = args->collateral,
       .entry_price = price,
-      .funding_at_open = side_index(m, args->side),
+      .funding_at_open = market_funding_index(m, args->side),
   };
   i128 key, threshold, index = terms.funding_at_open, sum_check;
   TRY(risk_key(&terms, &key));
   TRY(risk_threshold(args->side, index_price, &index, m->params.maintenance_margin_bps, &threshold));
   if (risk_liquidatable(args->side, key, threshold)) return PERPS_ERR_WOULD_BE_LIQUIDATABLE;
-  /* the book's Σ size x funding-at-open must stay within 128 bits */
+  /* the book's sum of size x funding-at-open must stay within 128 bits */
   if (!pk_mul_i128_64(index, args->size, &sum_check)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
 
   uint32_t ref = PERPS_MAX_USER_POSITIONS;
@@ -127,7 +119,8 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
       break;
     }
   }
-  if (ref == PERPS_MAX_USER_POSITIONS) return PERPS_ERR_TOO_MANY_POSITIONS;
+  if (ref == PERPS_MAX_USER_POSITIONS || u->position_count >= PERPS_MAX_USER_POSITIONS)
+    return PERPS_ERR_TOO_MANY_POSITIONS;
 
   uint32_t slot;
   TRY(book_alloc_slot(&b, &slot));
@@ -141,41 +134,34 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionArgs *args) {
   p->status = SLOT_OPEN;
   TRY(book_insert(&b, slot));
 
-  u->positions[ref].slot = slot;
-  u->positions[ref].generation = p->generation;
+  PerpsPositionRef *r = &u->positions[ref];
+  r->slot = slot;
+  r->generation = p->generation;
   u->position_count += 1;
   u->free_collateral -= cost;
   m->total_free_collateral -= cost;
-  if (__builtin_add_overflow(m->total_position_collateral, args->collateral, &m->total_position_collateral))
-    return PERPS_ERR_ARITHMETIC_OVERFLOW;
-  uint64_t *oi = buy ? &m->oi_long : &m->oi_short;
-  if (__builtin_add_overflow(*oi, args->size, oi) || (uint64_t)(m->oi_long + m->oi_short) < m->oi_long)
-    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  TRY(add_u64(&m->total_position_collateral, args->collateral));
+  *oi += args->size; /* at most the cap */
   TRY(pool_change(m, fee));
   TRY(count_trade(m, notional, fee));
-  m->positions_opened += 1;
+  TRY(add_u64(&m->positions_opened, 1));
+  /* SPEC 4: the new position's slot and generation, as program return data */
+  sol_set_return_data((const uint8_t *)r, sizeof(*r));
   return 0;
 }
 
-/* Remove the user's reference and the position itself. */
-static void forget(PerpsUser *u, uint32_t ref, Book *b, uint32_t slot) {
-  u->positions[ref].slot = UINT32_MAX;
-  u->positions[ref].generation = 0;
-  u->position_count -= 1;
-  book_free_slot(b, slot);
-}
-
-PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
+PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionAccounts *a, const PerpsClosePositionArgs *args) {
+  TraderAccounts shared = {a->owner, a->market, a->user, a->book};
   Trader t;
   uint64_t index_price, price, notional, fee;
-  TRY(trader_load(ctx, &args->position, &t));
+  TRY(trader_load(ctx, &shared, &args->position, &t));
   PerpsMarket *m = t.m;
   Book b = t.b;
-  TRY(market_read_oracle(ctx, m, ORACLE, t.now, &index_price));
+  TRY(market_read_oracle(ctx, m, a->oracle, t.now, &index_price));
 
-  PerpsPositionSlot *p = &b.slots[args->position];
+  uint32_t slot = args->position.slot;
   PositionTerms terms;
-  position_terms(p, &terms);
+  position_terms(&b.slots[slot], &terms);
   /* closing a long sells, closing a short buys */
   Order order = {index_price, terms.size, args->worst_price, terms.side == SIDE_SHORT};
   TRY(fill(m, &order, &price));
@@ -183,18 +169,18 @@ PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
   TRY(risk_fee(notional, m->params.taker_fee_bps, &fee));
   i128 pnl, owed;
   TRY(risk_pnl(&terms, price, &pnl));
-  TRY(risk_funding_owed(&terms, side_index(m, terms.side), &owed));
+  TRY(risk_funding_owed(&terms, market_funding_index(m, terms.side), &owed));
   /* the trader never owes more than the collateral: a deficit is the pool's */
   i128 value = (i128)terms.collateral + pnl - owed - (i128)fee;
   if (value > 0 && (u128)value >> 64) return PERPS_ERR_ARITHMETIC_OVERFLOW;
   uint64_t payout = value <= 0 ? 0 : (uint64_t)value;
   TRY(pool_change(m, (i128)terms.collateral - (i128)payout));
 
-  TRY(book_remove(&b, args->position));
-  forget(t.u, t.ref, &b, args->position);
-  if (__builtin_add_overflow(t.u->free_collateral, payout, &t.u->free_collateral) ||
-      __builtin_add_overflow(m->total_free_collateral, payout, &m->total_free_collateral))
-    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  TRY(book_remove(&b, slot));
+  book_free_slot(&b, slot);
+  TRY(user_forget(t.u, t.ref));
+  TRY(add_u64(&t.u->free_collateral, payout));
+  TRY(add_u64(&m->total_free_collateral, payout));
   m->total_position_collateral -= terms.collateral;
   if (terms.side == SIDE_LONG) {
     m->oi_long -= terms.size;
@@ -202,19 +188,18 @@ PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionArgs *args) {
     m->oi_short -= terms.size;
   }
   TRY(count_trade(m, notional, fee));
-  m->positions_closed += 1;
-  return 0;
+  return add_u64(&m->positions_closed, 1);
 }
 
 /* Settle the position's funding into its collateral and change the collateral
- * by `delta`; the position is re-keyed (its key depends on the collateral).
+ * by `change`; the position is re-keyed (its key depends on the collateral).
  * The pool receives the funding owed (pays it when the position is owed). */
 static PerpsResult rebalance(PerpsMarket *m, Book *b, uint32_t slot, const i128 *change, i128 *new_collateral) {
   i128 delta = *change;
   PerpsPositionSlot *p = &b->slots[slot];
   PositionTerms terms;
   position_terms(p, &terms);
-  i128 index = side_index(m, terms.side), owed;
+  i128 index = market_funding_index(m, terms.side), owed;
   TRY(risk_funding_owed(&terms, index, &owed));
   i128 next = (i128)terms.collateral - owed + delta;
   if (next <= 0) return delta < 0 ? PERPS_ERR_INITIAL_MARGIN_NOT_MET : PERPS_ERR_POSITION_UNDERWATER;
@@ -233,39 +218,42 @@ static PerpsResult rebalance(PerpsMarket *m, Book *b, uint32_t slot, const i128 
   return 0;
 }
 
-PerpsResult ix_add_margin(Ctx *ctx, const PerpsAddMarginArgs *args) {
+PerpsResult ix_add_margin(Ctx *ctx, const PerpsAddMarginAccounts *a, const PerpsAddMarginArgs *args) {
   if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
+  TraderAccounts shared = {a->owner, a->market, a->user, a->book};
   Trader t;
-  TRY(trader_load(ctx, &args->position, &t));
+  TRY(trader_load(ctx, &shared, &args->position, &t));
   if (t.u->free_collateral < args->amount) return PERPS_ERR_INSUFFICIENT_FREE_COLLATERAL;
-  uint64_t before = t.b.slots[args->position].collateral;
+  uint32_t slot = args->position.slot;
+  uint64_t before = t.b.slots[slot].collateral;
   i128 after, change = (i128)args->amount;
-  TRY(rebalance(t.m, &t.b, args->position, &change, &after));
+  TRY(rebalance(t.m, &t.b, slot, &change, &after));
   t.u->free_collateral -= args->amount;
   t.m->total_free_collateral -= args->amount;
   t.m->total_position_collateral = (uint64_t)((i128)t.m->total_position_collateral - (i128)before + after);
   return 0;
 }
 
-PerpsResult ix_remove_margin(Ctx *ctx, const PerpsRemoveMarginArgs *args) {
+PerpsResult ix_remove_margin(Ctx *ctx, const PerpsRemoveMarginAccounts *a, const PerpsRemoveMarginArgs *args) {
   if (args->amount == 0) return PERPS_ERR_INVALID_AMOUNT;
+  TraderAccounts shared = {a->owner, a->market, a->user, a->book};
   Trader t;
   uint64_t index_price, required;
-  TRY(trader_load(ctx, &args->position, &t));
-  TRY(market_read_oracle(ctx, t.m, ORACLE, t.now, &index_price));
-  uint64_t before = t.b.slots[args->position].collateral;
+  TRY(trader_load(ctx, &shared, &args->position, &t));
+  TRY(market_read_oracle(ctx, t.m, a->oracle, t.now, &index_price));
+  uint32_t slot = args->position.slot;
+  uint64_t before = t.b.slots[slot].collateral;
   i128 after, change = -(i128)args->amount;
-  TRY(rebalance(t.m, &t.b, args->position, &change, &after));
+  TRY(rebalance(t.m, &t.b, slot, &change, &after));
   /* what is left must still meet the initial margin at the index price */
   PositionTerms terms;
-  position_terms(&t.b.slots[args->position], &terms);
+  position_terms(&t.b.slots[slot], &terms);
   i128 pnl;
   TRY(risk_pnl(&terms, index_price, &pnl));
   TRY(risk_requirement(terms.size, index_price, t.m->params.initial_margin_bps, &required));
   if ((i128)terms.collateral + pnl < (i128)required) return PERPS_ERR_INITIAL_MARGIN_NOT_MET;
-  if (__builtin_add_overflow(t.u->free_collateral, args->amount, &t.u->free_collateral) ||
-      __builtin_add_overflow(t.m->total_free_collateral, args->amount, &t.m->total_free_collateral))
-    return PERPS_ERR_ARITHMETIC_OVERFLOW;
+  TRY(add_u64(&t.u->free_collateral, args->amount));
+  TRY(add_u64(&t.m->total_free_collateral, args->amount));
   t.m->total_position_collateral = (uint64_t)((i128)t.m->total_position_collateral - (i128)before + after);
   return 0;
 }

@@ -9,9 +9,11 @@
 
 PerpsResult risk_check_oracle(const PerpsOracle *oracle, int64_t now, const PerpsMarketParams *params) {
   if (oracle->price <= 0) return PERPS_ERR_ORACLE_PRICE_NOT_POSITIVE;
-  /* a publish time in the future is accepted, as Pyth does */
   if (now > oracle->publish_time && (uint64_t)(now - oracle->publish_time) > params->max_staleness_s)
     return PERPS_ERR_ORACLE_STALE;
+  /* a little ahead of the cluster clock is clock skew; further ahead would never go stale */
+  if (oracle->publish_time > now && (uint64_t)(oracle->publish_time - now) > params->max_publish_ahead_s)
+    return PERPS_ERR_ORACLE_PUBLISHED_IN_FUTURE;
   u128 lhs, rhs;
   pk_mul_64(oracle->conf, RISK_BPS, &lhs);
   pk_mul_64(params->max_conf_bps, (uint64_t)oracle->price, &rhs);
@@ -54,15 +56,31 @@ PerpsResult risk_accrue_funding(const FundingAccrual *in, i128 index[2]) {
   CHECK(d <= (u128)I128_MAX);
   i128 heavy_index, light_index = index[light];
   CHECK(pk_add_i128(index[heavy], (i128)d, &heavy_index));
-  if (in->oi[light]) {
-    u128 share;
-    CHECK(pk_muldiv_128(d, in->oi[heavy], in->oi[light], &share));
-    CHECK(share <= (u128)I128_MAX);
-    CHECK(pk_sub_i128(index[light], (i128)share, &light_index));
-  }
+  if (in->oi[light]) CHECK(pk_sub_i128(index[light], (i128)d, &light_index));
   index[heavy] = heavy_index;
   index[light] = light_index;
   return 0;
+}
+
+PerpsResult risk_check_params(const PerpsMarketParams *p, uint64_t oi_long, uint64_t oi_short) {
+  bool ok = p->skew_scale > 0 && p->skew_scale < (1ULL << 62) && p->max_funding_rate_bps_per_day <= 1000 &&
+            p->max_staleness_s > 0 && p->max_staleness_s <= RISK_DAY && p->ewma_window_s > 0 &&
+            p->ewma_window_s <= 7 * RISK_DAY && p->maintenance_margin_bps > 0 &&
+            p->maintenance_margin_bps < p->initial_margin_bps && p->initial_margin_bps <= RISK_BPS &&
+            p->taker_fee_bps <= 100 && p->liquidation_reward_bps <= RISK_BPS / 2 && p->price_band_bps > 0 &&
+            p->price_band_bps <= RISK_BPS && p->max_conf_bps <= RISK_BPS && p->max_open_interest > 0 &&
+            p->min_position_notional >= 1000000 && p->max_publish_ahead_s <= 60 && p->padding[0] == 0 &&
+            p->padding[1] == 0 && p->padding[2] == 0 && p->padding[3] == 0;
+  if (!ok) return PERPS_ERR_INVALID_MARKET_PARAMS;
+  /* |skew| <= max(OI) keeps the mark within half the maintenance margin of the
+   * index: cap * 2 * BPS <= K * mm, for the cap and for the open interest now */
+  uint64_t largest = p->max_open_interest;
+  if (oi_long > largest) largest = oi_long;
+  if (oi_short > largest) largest = oi_short;
+  u128 lhs, rhs;
+  pk_mul_64(largest, 2 * RISK_BPS, &lhs);
+  pk_mul_64(p->skew_scale, p->maintenance_margin_bps, &rhs);
+  return lhs <= rhs ? 0 : PERPS_ERR_INVALID_MARKET_PARAMS;
 }
 
 PerpsResult risk_fill_price(const Fill *fill, uint64_t *price) {
@@ -225,6 +243,17 @@ PerpsResult risk_batch_equity(uint8_t side, const RiskSums *sums, uint64_t price
   CHECK(pk_add_i128((i128)sums->collateral, pnl, &result));
   CHECK(pk_sub_i128(result, owed, equity));
   return 0;
+}
+
+PerpsResult risk_batch_exit_price(const BatchExit *batch, uint64_t *price) {
+  Fill f = {
+      .index_price = batch->index_price,
+      .skew0 = batch->skew0,
+      .skew1 = batch->skew0 - (i128)batch->long_size + (i128)batch->short_size,
+      .skew_scale = batch->skew_scale,
+      .buy = batch->short_size > batch->long_size,
+  };
+  return risk_fill_price(&f, price);
 }
 
 PerpsResult risk_batch_payout(const BatchInput *in, BatchPayout *out) {

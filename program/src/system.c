@@ -21,8 +21,8 @@ static void put_u32(uint8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
 static void put_u64(uint8_t *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
 
 PerpsResult system_create_pda(Ctx *ctx, const CreatePda *spec) {
-  SolAccountInfo *from = &ctx->accounts[spec->payer];
-  SolAccountInfo *to = &ctx->accounts[spec->target];
+  SolAccountInfo *from = spec->payer;
+  SolAccountInfo *to = spec->target;
   const SolSignerSeeds *seeds = spec->seeds;
   uint64_t size = spec->size;
   uint64_t needed;

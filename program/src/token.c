@@ -8,12 +8,11 @@ enum { TOKEN_TRANSFER = 3, TOKEN_INITIALIZE_ACCOUNT3 = 18 };
 #define MINT_DECIMALS_OFFSET 44
 #define MINT_INITIALIZED_OFFSET 45
 
-PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals) {
-  const SolAccountInfo *acc = &ctx->accounts[mint];
-  if (!sol_pubkey_eq(acc->owner, &PERPS_ADDRESS_TOKEN_PROGRAM)) return fail_account(ctx, mint, PERPS_ERR_INVALID_MINT);
-  if (acc->data_len != SPL_MINT_SIZE || acc->data[MINT_INITIALIZED_OFFSET] != 1)
+PerpsResult token_mint_decimals(Ctx *ctx, const SolAccountInfo *mint, uint8_t *decimals) {
+  if (!sol_pubkey_eq(mint->owner, &PERPS_ADDRESS_TOKEN_PROGRAM)) return fail_account(ctx, mint, PERPS_ERR_INVALID_MINT);
+  if (mint->data_len != SPL_MINT_SIZE || mint->data[MINT_INITIALIZED_OFFSET] != 1)
     return fail_account(ctx, mint, PERPS_ERR_INVALID_MINT);
-  *decimals = acc->data[MINT_DECIMALS_OFFSET];
+  *decimals = mint->data[MINT_DECIMALS_OFFSET];
   return 0;
 }
 
@@ -21,22 +20,22 @@ PerpsResult token_mint_decimals(Ctx *ctx, uint64_t mint, uint8_t *decimals) {
  * COption<Pubkey> delegate (36), u8 state (0 uninitialised, 1 initialised, 2 frozen), ... */
 #define TOKEN_ACCOUNT_STATE_OFFSET 108
 
-PerpsResult token_require_account(Ctx *ctx, uint64_t account, const SolPubkey *mint) {
-  const SolAccountInfo *acc = &ctx->accounts[account];
+PerpsResult token_require_account(Ctx *ctx, const SolAccountInfo *account, const SolPubkey *mint) {
   TRY(require_owner(ctx, account, &PERPS_ADDRESS_TOKEN_PROGRAM));
-  if (acc->data_len != SPL_TOKEN_ACCOUNT_SIZE || acc->data[TOKEN_ACCOUNT_STATE_OFFSET] != 1)
+  if (account->data_len != SPL_TOKEN_ACCOUNT_SIZE || account->data[TOKEN_ACCOUNT_STATE_OFFSET] != 1)
     return fail_account(ctx, account, PERPS_ERR_INVALID_ACCOUNT_DATA);
-  if (!sol_pubkey_eq((const SolPubkey *)acc->data, mint)) return fail_account(ctx, account, PERPS_ERR_INVALID_MINT);
+  if (!sol_pubkey_eq((const SolPubkey *)account->data, mint)) return fail_account(ctx, account, PERPS_ERR_INVALID_MINT);
   return 0;
 }
 
-PerpsResult token_initialize_account(Ctx *ctx, uint64_t account, uint64_t mint, const SolPubkey *owner) {
+PerpsResult token_initialize_account(Ctx *ctx, const SolAccountInfo *account, const SolAccountInfo *mint,
+                                     const SolPubkey *owner) {
   uint8_t data[33];
   data[0] = TOKEN_INITIALIZE_ACCOUNT3;
   __builtin_memcpy(data + 1, owner, 32);
   SolAccountMeta metas[2] = {
-      {ctx->accounts[account].key, true, false},
-      {ctx->accounts[mint].key, false, false},
+      {account->key, true, false},
+      {mint->key, false, false},
   };
   SolInstruction ix = {
       .program_id = &PERPS_ADDRESS_TOKEN_PROGRAM,
@@ -55,9 +54,9 @@ PerpsResult token_transfer(Ctx *ctx, const TokenTransfer *t) {
   data[0] = TOKEN_TRANSFER;
   __builtin_memcpy(data + 1, &t->amount, 8);
   SolAccountMeta metas[3] = {
-      {ctx->accounts[t->from].key, true, false},
-      {ctx->accounts[t->to].key, true, false},
-      {ctx->accounts[t->authority].key, false, true},
+      {t->from->key, true, false},
+      {t->to->key, true, false},
+      {t->authority->key, false, true},
   };
   SolInstruction ix = {
       .program_id = &PERPS_ADDRESS_TOKEN_PROGRAM,

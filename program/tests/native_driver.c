@@ -6,12 +6,13 @@
  *
  * math:  mul A B | div128 N D | muldiv A B D | muldivc A B D | imul A B | ifloor N D | iceil N D
  *        mdf A B D | mdc A B D | clz X | rent LPBY BITS LEN | fmt V | zero HEX | deser CAP HEX
- * risk:  oracle P CONF PUB NOW STALE CONFBPS | ewma E T P NOW WIN | fund OIL OIS P DT RATE IL IS
+ * risk:  oracle P CONF PUB NOW STALE CONFBPS AHEAD | ewma E T P NOW WIN | fund OIL OIS P DT RATE IL IS
+ *        params K RATE STALE WIN IM MM FEE REWARD BAND CONF CAP MIN AHEAD OIL OIS
  *        fill I S0 S1 K BUY | band I S0 S1 K EWMA BAND | notional S P | fee N BPS | req S P BPS
  *        key SIDE S C E F0 | thr SIDE P IDX MM | lp SIDE S C E F0 IDX MM | owed S IDX F0 | pnl SIDE S E P
- * batch: beq SIDE C S SE SF P IDX | payout EQ C POOL INS BPS
+ * batch: beq SIDE C S SE SF P IDX | payout EQ C POOL INS BPS | bexit I S0 LONGS SHORTS K
  * book:  bnew CAP | bopen SIDE S C E F0 | bclose SLOT | blive SLOT | blist SIDE | bsums SIDE | bcheck
- *        bcut SIDE KEY SLOT ABOVE | bgc MAX | bfree
+ *        bcut SIDE KEY SLOT ABOVE | bgc MAX | bfree | bextreme SIDE
  * Errors print as "err CODE".
  */
 #define _POSIX_C_SOURCE 200809L
@@ -246,10 +247,10 @@ static void book_open(char **argv) {
 int main(void) {
   char *line = NULL;
   size_t cap = 0;
-  char *argv[10];
+  char *argv[20];
   while (getline(&line, &cap, stdin) > 0) {
     int argc = 0;
-    for (char *tok = strtok(line, " \n"); tok && argc < 10; tok = strtok(NULL, " \n")) argv[argc++] = tok;
+    for (char *tok = strtok(line, " \n"); tok && argc < 20; tok = strtok(NULL, " \n")) argv[argc++] = tok;
     if (argc == 0) continue;
     const char *c = argv[0];
 #define IS(name, n) (!strcmp(c, name) && argc == (n) + 1)
@@ -303,10 +304,32 @@ int main(void) {
       free(buf);
     } else if (IS("deser", 2)) {
       deser((uint64_t)unum(argv[1]), argv[2]);
-    } else if (IS("oracle", 6)) {
+    } else if (IS("oracle", 7)) {
       PerpsOracle o = {.price = (int64_t)num(argv[1]), .conf = (uint64_t)num(argv[2]), .publish_time = (int64_t)num(argv[3])};
-      PerpsMarketParams p = {.max_staleness_s = (uint32_t)num(argv[5]), .max_conf_bps = (uint16_t)num(argv[6])};
+      PerpsMarketParams p = {.max_staleness_s = (uint32_t)num(argv[5]), .max_conf_bps = (uint16_t)num(argv[6]),
+                             .max_publish_ahead_s = (uint32_t)num(argv[7])};
       printf("%llu", (unsigned long long)risk_check_oracle(&o, (int64_t)num(argv[4]), &p));
+    } else if (IS("params", 15)) {
+      PerpsMarketParams p = {.skew_scale = (uint64_t)unum(argv[1]),
+                             .max_funding_rate_bps_per_day = (uint32_t)unum(argv[2]),
+                             .max_staleness_s = (uint32_t)unum(argv[3]),
+                             .ewma_window_s = (uint32_t)unum(argv[4]),
+                             .initial_margin_bps = (uint16_t)unum(argv[5]),
+                             .maintenance_margin_bps = (uint16_t)unum(argv[6]),
+                             .taker_fee_bps = (uint16_t)unum(argv[7]),
+                             .liquidation_reward_bps = (uint16_t)unum(argv[8]),
+                             .price_band_bps = (uint16_t)unum(argv[9]),
+                             .max_conf_bps = (uint16_t)unum(argv[10]),
+                             .max_open_interest = (uint64_t)unum(argv[11]),
+                             .min_position_notional = (uint64_t)unum(argv[12]),
+                             .max_publish_ahead_s = (uint32_t)unum(argv[13])};
+      printf("%llu", (unsigned long long)risk_check_params(&p, (uint64_t)unum(argv[14]), (uint64_t)unum(argv[15])));
+    } else if (IS("bexit", 5)) {
+      BatchExit in = {.index_price = (uint64_t)unum(argv[1]), .skew0 = num(argv[2]), .long_size = (uint64_t)unum(argv[3]),
+                      .short_size = (uint64_t)unum(argv[4]), .skew_scale = (uint64_t)unum(argv[5])};
+      uint64_t price;
+      PerpsResult err = risk_batch_exit_price(&in, &price);
+      if (err) result(err, 0); else printf("%llu", (unsigned long long)price);
     } else if (IS("ewma", 5)) {
       uint64_t e = (uint64_t)num(argv[1]);
       int64_t t = (int64_t)num(argv[2]);
@@ -418,6 +441,9 @@ int main(void) {
       printf("%llu", (unsigned long long)err);
     } else if (IS("blive", 1)) {
       printf("%d", book_is_live(&book, (uint32_t)num(argv[1])));
+    } else if (IS("bextreme", 1)) {
+      uint32_t slot = book_extreme(&book, (uint8_t)num(argv[1]));
+      if (slot == UINT32_MAX) printf("none"); else printf("%u", slot);
     } else if (IS("blist", 1)) {
       printf("list");
       list_tree(book.header->roots[num(argv[1])]);

@@ -6,7 +6,11 @@ accounts, instruction arguments, errors and constants.  This tool writes:
 
 * ``program/include/perps_idl.h``: discriminators, error codes with their names
   and messages, constants, C structs of every type/account/argument list, the
-  account list of every instruction (indices, signer/writable flags, names);
+  account list of every instruction (indices, signer/writable flags, names),
+  a struct of named account references per instruction (filled once at
+  dispatch, as Pinocchio's per-instruction account structs are, so handlers
+  never pass interchangeable indices), and a seed builder for every account
+  the IDL marks as a PDA, so no handler retypes seeds;
 * ``client/perpkit/program_errors.py``: one exception class per IDL error.
 
 Every struct must have the same bytes in C (repr C) and in borsh, so that the
@@ -189,6 +193,75 @@ class Generator:
         self.emit("}")
         self.emit()
 
+    def emit_accounts(self, ix_name: str, accounts: list[dict[str, Any]]) -> None:
+        """A struct of named references to the instruction's accounts, and its filler.
+
+        The entrypoint fills it once, after checking the account count and
+        flags; handlers then name accounts (``a->vault``), never indices."""
+        struct = c_name("".join(p.title() for p in ix_name.split("_")) + "Accounts")
+        self.emit("typedef struct {")
+        for a in accounts:
+            docs = " ".join(a.get("docs", []))
+            self.emit(f"  SolAccountInfo *{a['name']};" + (f" /* {docs} */" if docs else ""))
+        self.emit(f"}} {struct};")
+        self.emit(f"static inline void perps_{ix_name}_accounts(SolAccountInfo *accounts, {struct} *out) {{")
+        for i, a in enumerate(accounts):
+            self.emit(f"  out->{a['name']} = &accounts[{i}];")
+        self.emit("}")
+        self.emit()
+
+    def emit_seed_builders(self, ix_name: str, accounts: list[dict[str, Any]], args: list[dict[str, Any]]) -> None:
+        """For every account with IDL ``pda`` seeds: its seed count and a builder of the seed slices.
+
+        ``perps_<ix>_<account>_seeds(a, args, seeds, bump)`` fills ``seeds[0..N-1]``
+        from the IDL and ``seeds[N]`` with the bump byte: find the address with
+        the first N, sign for it with all N + 1."""
+        camel = "".join(p.title() for p in ix_name.split("_"))
+        names = {a["name"] for a in accounts}
+        arg_types = {a["name"]: a["type"] for a in args}
+        for a in accounts:
+            pda = a.get("pda")
+            if not pda:
+                continue
+            if "program" in pda:
+                raise IdlError(f"{ix_name}.{a['name']}: PDAs of another program are not supported")
+            where = f"{ix_name}.{a['name']}"
+            lines = []
+            for i, seed in enumerate(pda["seeds"]):
+                kind = seed["kind"]
+                if kind == "const":
+                    raw = bytes(seed["value"])
+                    literal = "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\x{b:02x}" for b in raw)
+                    lines.append(f'  seeds[{i}] = (SolBytes){{(const uint8_t *)"{literal}", {len(raw)}}};')
+                elif kind == "account":
+                    path = seed["path"]
+                    if path not in names:
+                        raise IdlError(f"{where}: seed account {path!r} is not an account of {ix_name}")
+                    lines.append(f"  seeds[{i}] = (SolBytes){{a->{path}->key->x, 32}};")
+                elif kind == "arg":
+                    path = seed["path"]
+                    if path not in arg_types:
+                        raise IdlError(f"{where}: seed argument {path!r} is not an argument of {ix_name}")
+                    size = self.layout_of(arg_types[path], where).size
+                    lines.append(f"  seeds[{i}] = (SolBytes){{(const uint8_t *)&args->{path}, {size}}};")
+                else:
+                    raise IdlError(f"{where}: seed kind {kind!r} is not supported")
+            count = len(pda["seeds"])
+            up = f"PERPS_{ix_name.upper()}_{a['name'].upper()}"
+            self.emit(f"/* {ix_name}.{a['name']}: PDA of {count} seeds (then the bump). */")
+            self.emit(f"#define {up}_SEEDS {count}")
+            self.emit(
+                f"static inline void perps_{ix_name}_{a['name']}_seeds(const {c_name(camel + 'Accounts')} *a, "
+                f"const {c_name(camel + 'Args')} *args, SolBytes seeds[{count + 1}], const uint8_t *bump) {{"
+            )
+            self.emit("  (void)a;")
+            self.emit("  (void)args;")
+            for line in lines:
+                self.emit(line)
+            self.emit(f"  seeds[{count}] = (SolBytes){{bump, 1}};")
+            self.emit("}")
+            self.emit()
+
     def string_table(self, c_ident: str, strings: list[str]) -> None:
         blob = "".join(s + "\\0" for s in strings)
         offsets = []
@@ -205,6 +278,7 @@ class Generator:
         self.emit("#ifndef PERPS_IDL_H")
         self.emit("#define PERPS_IDL_H")
         self.emit()
+        self.emit('#include "sol/entrypoint.h"')
         self.emit('#include "sol/types.h"')
         self.emit()
         self.emit(f'#define PERPS_IDL_NAME "{idl["metadata"]["name"]}"')
@@ -289,11 +363,14 @@ class Generator:
             )
             self.string_table(f"PERPS_{up}_ACCOUNT_NAMES", [a["name"] for a in accounts])
             self.emit_args(name, ix["args"])
-        self.emit("/* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType) */")
+            self.emit_accounts(name, accounts)
+            self.emit_seed_builders(name, accounts, ix["args"])
+        self.emit("/* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType, AccountsType) */")
         self.emit("#define PERPS_INSTRUCTIONS(X) \\")
         for ix in idl["instructions"]:
-            args_type = c_name("".join(p.title() for p in ix["name"].split("_")) + "Args")
-            self.emit(f"  X({ix['name'].upper()}, {ix['name']}, {args_type}) \\")
+            camel = "".join(p.title() for p in ix["name"].split("_"))
+            args_type, accounts_type = c_name(camel + "Args"), c_name(camel + "Accounts")
+            self.emit(f"  X({ix['name'].upper()}, {ix['name']}, {args_type}, {accounts_type}) \\")
         self.emit("")
         self.emit()
         self.emit("/* ---- fixed program addresses named in the IDL ---- */")

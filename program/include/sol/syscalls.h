@@ -37,6 +37,7 @@ uint64_t sol_try_find_program_address(const SolBytes *seeds, uint64_t count, con
                                       SolPubkey *address, uint8_t *bump);
 uint64_t sol_get_clock_sysvar(SolClock *clock);
 uint64_t sol_get_rent_sysvar(SolRent *rent);
+void sol_set_return_data(const uint8_t *data, uint64_t len);
 void sol_panic_(const char *file, uint64_t file_len, uint64_t line, uint64_t column);
 #endif
 
