@@ -16,6 +16,7 @@ from solders.keypair import Keypair
 
 from perpkit import Client
 from perpkit import instructions as ix
+from perpkit.accounts import PositionRef
 from perpkit.spl_token import associated_token_address
 
 TARGET = 40_000
@@ -51,7 +52,8 @@ async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[
     book = await c.fetch_book(filled.setup.market)
     assert book.header.counts[0] + book.header.counts[1] == n + 1
     depth = max_depth(book)
-    slot = (await c.fetch_user(filled.setup.market, trader.pubkey())).open_refs[0].slot
+    assert opened.return_data is not None
+    ref = PositionRef.decode(opened.return_data.data)  # open_position returns (slot, generation)
     closed = await c.send(
         [
             ix.close_position(
@@ -59,7 +61,7 @@ async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[
                 market=filled.setup.market,
                 book=m.book,
                 oracle=m.oracle,
-                position=slot,
+                position=ref,
                 worst_price=0,
                 program_id=c.program_id,
             )

@@ -59,7 +59,7 @@ async def fill_book(
     shorts, ``(0,)`` makes a long-only book.
     """
     rng = random.Random(seed)
-    params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=10**6)
+    params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=86_400)
     setup = await setup_market(c, price=price, params=params, book_capacity=capacity, market_id=market_id)
     admin_token = await c.create_token_account(setup.quote_mint, c.payer.pubkey())
     await c.mint_to(setup.quote_mint, admin_token, 10**15)

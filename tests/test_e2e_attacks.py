@@ -18,6 +18,7 @@ from solders.keypair import Keypair
 from perpkit import Client, MarketParams, ProgramError, program_errors, risk
 from perpkit.accounts import PositionRef
 from perpkit.crank import collect_garbage, crank_once, liquidate
+from perpkit.engine import Engine, OracleReading
 from perpkit.positions import Side
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import ConservationChecker, TradingSetup, setup_trading
@@ -247,6 +248,37 @@ async def test_a_parameter_change_that_would_liquidate_is_refused(perps_client: 
     await c.update_market_params(setup.market, safer)
     assert (await c.fetch_market(setup.market)).params == safer
     assert await liquidate(c, setup.market) is None
+
+
+async def test_parameter_changes_match_the_model(perps_client: Client) -> None:
+    """update_market_params against perpkit.engine, change by change: the same refusal or the same market."""
+    c = perps_client
+    setup = await start(c, traders=2)
+    alice, bob = setup.traders
+    for who, side, lev in ((alice, Side.LONG, 3), (alice, Side.LONG, 7), (bob, Side.SHORT, 4), (bob, Side.SHORT, 9)):
+        await c.open_position(setup.market, side, 10 * UNIT, 10 * PRICE // lev, owner=who)
+    outcomes = set()
+    for mm in (600, 900, 1_100, 1_300, 1_500, 2_000, 2_600, 3_000, 500):
+        params = MarketParams(maintenance_margin_bps=mm, initial_margin_bps=mm + 100)
+        await c.advance_time(7)
+        await publish(c, setup, PRICE)
+        market = await c.fetch_market(setup.market)
+        oracle = await c.fetch_oracle(setup.oracle)
+        book = await c.fetch_book(setup.market)
+        engine = Engine(market)
+        try:
+            want: Any = engine.update_params(now=await c.now(), params=params, book=book,
+                                             oracle=OracleReading(oracle.price, oracle.conf, oracle.publish_time))  # fmt: skip
+        except risk.RiskError as exc:
+            want = exc.error_name
+        try:
+            await c.update_market_params(setup.market, params)
+            got: Any = await c.fetch_market(setup.market)
+        except ProgramError as exc:
+            got = exc.error_name
+        assert got == want, f"mm {mm}"
+        outcomes.add(got if isinstance(got, str) else "accepted")
+    assert outcomes == {"accepted", "ParamsWouldLiquidate"}
 
 
 async def test_parameters_out_of_bounds_are_refused_and_say_why(perps_client: Client) -> None:

@@ -106,6 +106,18 @@ class Book:
             frontier = np.concatenate([child0[inner], child1[inner]])
         return np.concatenate(leaves).astype(np.uint32)
 
+    def most_exposed(self, side: int) -> int | None:
+        """The live position of ``side`` that goes first (highest key for longs, lowest for shorts), or None.
+
+        One walk down the tree, as the program's ``book_extreme`` does for ``update_market_params``."""
+        ref = self.header.roots[side]
+        if ref == 0:
+            return None
+        direction = 1 if side == risk.LONG else 0
+        while not ref & LEAF:
+            ref = int(self.nodes["children"][ref - 1][direction])
+        return ref & ~LEAF
+
     def sorted_by_key(self, slots: NDArray[np.uint32]) -> NDArray[np.uint32]:
         """``slots`` in key order (ties by slot), as the tree orders them."""
         s = self.slots[slots]

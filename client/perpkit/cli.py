@@ -53,7 +53,9 @@ async def demo(program: Path, program_id: Pubkey) -> None:
         _say(
             f"  margins    initial {p.initial_margin_bps} bps, maintenance {p.maintenance_margin_bps} bps; "
             f"taker fee {p.taker_fee_bps} bps; band {p.price_band_bps} bps; "
-            f"oracle max age {p.max_staleness_s} s, max conf {p.max_conf_bps} bps"
+            f"oracle max age {p.max_staleness_s} s, max conf {p.max_conf_bps} bps\n"
+            f"  limits     open interest per side {_quote(p.open_interest_cap)} units; "
+            f"smallest position {_quote(p.min_position_notional)} quote"
         )
 
         later = await client.advance_time(45)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from perpkit import risk
-from perpkit.accounts import Market
+from perpkit.accounts import Market, MarketParams
+from perpkit.book import Book
 from perpkit.risk import LONG, RiskError, Terms
 
 
@@ -124,6 +125,24 @@ class Engine:
             positions_opened=m.positions_opened + 1,
         )
         return Opened(m, price, fee, notional, key, index)
+
+    def update_params(self, *, now: int, oracle: OracleReading, params: MarketParams, book: Book) -> Market:
+        """``update_market_params``: the market under the new parameters, or the RiskError the program returns.
+
+        Bounds first (``InvalidMarketParams``), then funding under the old parameters, the oracle read under
+        the new ones, and ``ParamsWouldLiquidate`` if the most exposed position of a side would go."""
+        m = self.market
+        risk.check_params(params.to_idl(), m.oi_long, m.oi_short)
+        m = replace(self.touch(now), params=params)
+        m = self.read_oracle(m, oracle, now)
+        for side in (risk.LONG, risk.SHORT):
+            slot = book.most_exposed(side)
+            if slot is None:
+                continue
+            threshold = risk.threshold(side, oracle.price, m.funding_index(side), params.maintenance_margin_bps)
+            if risk.liquidatable(side, book.key(slot), threshold):
+                raise RiskError("ParamsWouldLiquidate", f"slot {slot} would be liquidatable at {oracle.price}")
+        return m
 
     def close(self, *, now: int, oracle: OracleReading, terms: Terms, worst_price: int) -> Closed:
         """``close_position``: the payout to free collateral and the pool's share."""
