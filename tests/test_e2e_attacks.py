@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 
-from perpkit import Client, MarketParams, ProgramError, program_errors, risk
+from perpkit import Client, InvalidInput, MarketParams, ProgramError, program_errors, risk
 from perpkit.accounts import PositionRef
 from perpkit.crank import collect_garbage, crank_once, liquidate
 from perpkit.engine import Engine, OracleReading
@@ -328,6 +328,10 @@ async def test_attack_6_stale_and_live_references_to_one_slot(perps_client: Clie
     assert len(round_.cleared) == 2
     (left,) = await c.positions(setup.market, alice.pubkey())
     assert (left.slot, left.generation, left.liquidated) == (new.slot, new.generation, False)
+    with pytest.raises(InvalidInput, match="slot and generation"):  # a bare slot is ambiguous: the SDK says so
+        await c.close_position(setup.market, new.slot, owner=alice)  # type: ignore[arg-type]
+    with pytest.raises(program_errors.PositionNotFound):  # the right slot with the stale generation is not it
+        await c.close_position(setup.market, PositionRef(new.slot, new.generation - 1), owner=alice)
     await c.close_position(setup.market, new, owner=alice)
     assert await c.positions(setup.market, alice.pubkey()) == []
 

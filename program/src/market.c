@@ -35,8 +35,8 @@ PerpsResult market_read_oracle(Ctx *ctx, PerpsMarket *m, const SolAccountInfo *o
   uint8_t *data;
   TRY(load_account(ctx, oracle, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &data));
   const PerpsOracle *o = (const PerpsOracle *)data;
-  PerpsResult err = risk_check_oracle(o, now, params);
-  if (err) return fail_account(ctx, oracle, err);
+  PerpsResult refused = risk_check_oracle(o, now, params);
+  if (refused) return fail_account(ctx, oracle, refused); /* the error names the oracle account */
   *price = (uint64_t)o->price;
   risk_update_ewma(&m->ewma_price, &m->ewma_updated_at, *price, now, params->ewma_window_s);
   m->last_index_price = *price;

@@ -114,12 +114,10 @@ static PerpsResult mark_distance(uint64_t index, i128 skew, uint64_t skew_scale,
 PerpsResult risk_check_band(const Fill *fill, uint64_t ewma, uint16_t band_bps) {
   u128 ewma_k, after, before, lhs, rhs;
   pk_mul_64(ewma, fill->skew_scale, &ewma_k);
-  PerpsResult err = mark_distance(fill->index_price, fill->skew1, fill->skew_scale, ewma_k, &after);
-  if (err) return err;
+  TRY(mark_distance(fill->index_price, fill->skew1, fill->skew_scale, ewma_k, &after));
   bool within = pk_mul_128_64(after, RISK_BPS, &lhs) && pk_mul_128_64(ewma_k, band_bps, &rhs) && lhs <= rhs;
   if (within) return 0;
-  err = mark_distance(fill->index_price, fill->skew0, fill->skew_scale, ewma_k, &before);
-  if (err) return err;
+  TRY(mark_distance(fill->index_price, fill->skew0, fill->skew_scale, ewma_k, &before));
   return after < before ? 0 : PERPS_ERR_PRICE_BAND_BREACHED;
 }
 
@@ -181,8 +179,7 @@ PerpsResult risk_threshold(uint8_t side, uint64_t price, const i128 *funding_ind
 
 PerpsResult risk_liquidation_price(const PositionTerms *pos, i128 funding_index, uint16_t mm_bps, i128 *out) {
   i128 key, scaled_index, num;
-  PerpsResult err = risk_key(pos, &key);
-  if (err) return err;
+  TRY(risk_key(pos, &key));
   CHECK(pk_mul_i128_64(funding_index, RISK_BPS, &scaled_index));
   if (pos->side == SIDE_LONG) {
     CHECK(pk_add_i128(key, scaled_index, &num));
