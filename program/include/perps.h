@@ -72,6 +72,19 @@ typedef struct {
 /* Create the account, rent-exempt.  Works even if someone has already sent
  * lamports to the address (CreateAccount alone would refuse it). */
 PerpsResult system_create_pda(Ctx *ctx, const CreatePda *spec);
+/* A new account of this program at the PDA of `count` seeds (the IDL's seed
+ * builder filled seeds[0..count-1] and pointed seeds[count] at *bump): the
+ * address is checked and its bump found, it must be fresh, then it is
+ * created, rent-exempt, paid by `payer`. */
+typedef struct {
+  SolAccountInfo *payer;
+  SolAccountInfo *target;
+  uint64_t size;
+  SolBytes *seeds;
+  uint64_t count;
+  uint8_t *bump;
+} NewPdaAccount;
+PerpsResult create_program_account(Ctx *ctx, const NewPdaAccount *spec);
 
 /* ---- market.c: the state every market instruction shares ---- */
 /* The market account: ours, a Market. */

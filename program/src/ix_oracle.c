@@ -9,11 +9,9 @@ PerpsResult ix_initialize_oracle(Ctx *ctx, const PerpsInitializeOracleAccounts *
   uint8_t bump;
   SolBytes seeds[PERPS_INITIALIZE_ORACLE_ORACLE_SEEDS + 1];
   perps_initialize_oracle_oracle_seeds(a, args, seeds, &bump);
-  TRY(find_pda(ctx, a->oracle, seeds, PERPS_INITIALIZE_ORACLE_ORACLE_SEEDS, &bump));
-  TRY(require_uninitialized(ctx, a->oracle));
-  SolSignerSeeds signer = {seeds, PERPS_INITIALIZE_ORACLE_ORACLE_SEEDS + 1};
-  CreatePda create = {a->authority, a->oracle, PERPS_SIZE_ORACLE, ctx->params->program_id, &signer};
-  TRY(system_create_pda(ctx, &create));
+  NewPdaAccount create = {a->authority, a->oracle, PERPS_SIZE_ORACLE,
+                          seeds, PERPS_INITIALIZE_ORACLE_ORACLE_SEEDS, &bump};
+  TRY(create_program_account(ctx, &create));
 
   SolClock clock;
   clock_now(&clock);
@@ -32,7 +30,8 @@ PerpsResult ix_set_oracle_price(Ctx *ctx, const PerpsSetOraclePriceAccounts *a, 
   uint8_t *data;
   TRY(load_account(ctx, a->oracle, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &data));
   PerpsOracle *oracle = (PerpsOracle *)data;
-  if (!sol_pubkey_eq(&oracle->authority, a->authority->key)) return fail_account(ctx, a->authority, PERPS_ERR_UNAUTHORIZED);
+  if (!sol_pubkey_eq(&oracle->authority, a->authority->key))
+    return fail_account(ctx, a->authority, PERPS_ERR_UNAUTHORIZED);
   oracle->price = args->price;
   oracle->conf = args->conf;
   oracle->publish_time = args->publish_time;

@@ -8,11 +8,8 @@ PerpsResult ix_create_user(Ctx *ctx, const PerpsCreateUserAccounts *a, const Per
   uint8_t bump;
   SolBytes seeds[PERPS_CREATE_USER_USER_SEEDS + 1];
   perps_create_user_user_seeds(a, args, seeds, &bump);
-  TRY(find_pda(ctx, a->user, seeds, PERPS_CREATE_USER_USER_SEEDS, &bump));
-  TRY(require_uninitialized(ctx, a->user));
-  SolSignerSeeds signer = {seeds, PERPS_CREATE_USER_USER_SEEDS + 1};
-  CreatePda create = {a->owner, a->user, PERPS_SIZE_USER, ctx->params->program_id, &signer};
-  TRY(system_create_pda(ctx, &create));
+  NewPdaAccount create = {a->owner, a->user, PERPS_SIZE_USER, seeds, PERPS_CREATE_USER_USER_SEEDS, &bump};
+  TRY(create_program_account(ctx, &create));
   PerpsUser *u = (PerpsUser *)init_account(a->user, PERPS_DISC_USER);
   u->market = *a->market->key;
   u->owner = *a->owner->key;

@@ -54,3 +54,11 @@ PerpsResult system_create_pda(Ctx *ctx, const CreatePda *spec) {
   __builtin_memcpy(data + 4, spec->owner, 32);
   return invoke(ctx, &meta, 1, data, 36, seeds);
 }
+
+PerpsResult create_program_account(Ctx *ctx, const NewPdaAccount *spec) {
+  TRY(find_pda(ctx, spec->target, spec->seeds, spec->count, spec->bump));
+  TRY(require_uninitialized(ctx, spec->target));
+  SolSignerSeeds signer = {spec->seeds, spec->count + 1};
+  CreatePda create = {spec->payer, spec->target, spec->size, ctx->params->program_id, &signer};
+  return system_create_pda(ctx, &create);
+}
