@@ -204,13 +204,13 @@ class Adversary(RuleBasedStateMachine):
     # -- the world: index steps and time, each after a liquidation opportunity ------------------------
     @rule(bps=STEPS)
     def index_step(self, bps: int) -> None:
-        """The actor takes its net exposure to zero (SPEC 7b's premise); then an honest crank, then the step."""
+        """An honest crank, then the actor takes its net exposure to zero (SPEC 7b's premise), then the step."""
+        self.run(self.honest_crank())  # may liquidate one leg of the actor: balance after it, not before
         if self.net_exposure():
             self.balance()
         if self.net_exposure():
             event("index step skipped: the actor could not balance")
             return
-        self.run(self.honest_crank())
         self.index = self.index * (10_000 + bps) // 10_000
         self.run(self.publish())
         event("index step")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from solders.account import Account
 from solders.keypair import Keypair
 
 from perpkit import Client, InvalidInput, MarketParams, ProgramError, program_errors, risk
@@ -167,6 +168,18 @@ async def test_attack_3_dust_positions_cannot_fill_the_book(perps_client: Client
         cost = free - (await c.fetch_user(setup.market, dust.pubkey())).free_collateral
         pytest.fail(f"a position of one base atom was accepted for {cost} quote atoms: "
                     f"65,536 of them fill a book for {cost * 65_536 / UNIT:.2f} USDC")  # fmt: skip
+
+
+async def test_the_open_interest_cap_is_exact(perps_client: Client) -> None:
+    """A side may be filled to the cap exactly, and not one base atom beyond it."""
+    c = perps_client
+    setup = await start(c, traders=1, params=MarketParams(skew_scale=100 * UNIT), deposit=100_000 * UNIT)
+    (trader,) = setup.traders
+    cap = (await c.fetch_market(setup.market)).params.max_open_interest
+    with pytest.raises(program_errors.OpenInterestCapExceeded):
+        await c.open_position(setup.market, Side.LONG, cap + 1, 1_000 * UNIT, owner=trader)
+    await c.open_position(setup.market, Side.LONG, cap, 1_000 * UNIT, owner=trader)
+    assert (await c.fetch_market(setup.market)).oi_long == cap
 
 
 async def test_the_minimum_position_is_exact(perps_client: Client) -> None:
@@ -334,6 +347,55 @@ async def test_attack_6_stale_and_live_references_to_one_slot(perps_client: Clie
         await c.close_position(setup.market, PositionRef(new.slot, new.generation - 1), owner=alice)
     await c.close_position(setup.market, new, owner=alice)
     assert await c.positions(setup.market, alice.pubkey()) == []
+
+
+async def test_a_stale_reference_cannot_close_the_next_position_in_its_slot(perps_client: Client) -> None:
+    """Alice's liquidated position's slot goes to Bob: her stale reference names the slot, never Bob's position.
+
+    With references matched by slot alone, alice closed bob's position and took its value."""
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    alice, bob = setup.traders
+    old = await c.open_position(setup.market, Side.LONG, 10 * UNIT, 150 * UNIT, owner=alice)
+    await publish(c, setup, 85 * UNIT)
+    assert (done := await liquidate(c, setup.market)) is not None and done.batch.long_count == 1
+    await collect_garbage(c, setup.market)  # alice's reference stays: nobody cleared it
+    await c.advance_time(300)
+    await publish(c, setup, PRICE)
+    bobs = await c.open_position(setup.market, Side.LONG, 10 * UNIT, 150 * UNIT, owner=bob)
+    assert (bobs.slot, bobs.generation) == (old.slot, old.generation + 1)
+    before = await value(c, setup, [alice])
+    with pytest.raises(program_errors.PositionNotFound):
+        await c.close_position(setup.market, PositionRef(bobs.slot, bobs.generation), owner=alice)
+    with pytest.raises(program_errors.PositionLiquidated):  # her own reference is the liquidated position
+        await c.close_position(setup.market, old, owner=alice)
+    assert await value(c, setup, [alice]) == before
+    (live,) = await c.positions(setup.market, bob.pubkey())
+    assert (live.slot, live.generation, live.liquidated) == (bobs.slot, bobs.generation, False)
+
+
+@pytest.mark.litesvm_only
+async def test_the_position_count_cannot_wrap(perps_client: Client) -> None:
+    """A user account whose count says no position while a reference is listed (damaged data) is refused:
+    clearing that reference must not wrap the count to 255 and lock the user out of trading."""
+    c = perps_client
+    setup = await start(c, traders=1, params=MarketParams(price_band_bps=5000))
+    (alice,) = setup.traders
+    position = await c.open_position(setup.market, Side.LONG, 10 * UNIT, 150 * UNIT, owner=alice)
+    await publish(c, setup, 85 * UNIT)
+    assert await liquidate(c, setup.market) is not None
+    svm = c.backend.svm  # type: ignore[attr-defined]  # no instruction can reach this state: write it directly
+    address = c.user_address(setup.market, alice.pubkey())
+    account = svm.get_account(address)
+    data = bytearray(account.data)
+    count_at = 8 + 32 + 32 + 8 + 1  # discriminator, market, owner, free_collateral, bump: then position_count
+    assert data[count_at] == 1
+    data[count_at] = 0
+    svm.set_account(address, Account(account.lamports, bytes(data), account.owner, account.executable, 0))
+    assert (await c.fetch_user(setup.market, alice.pubkey())).position_count == 0
+    with pytest.raises(program_errors.InvalidAccountData):
+        await c.clear_position(setup.market, alice.pubkey(), position)
+    assert (await c.fetch_user(setup.market, alice.pubkey())).position_count == 0
 
 
 async def test_attack_7_an_empty_reference_is_never_a_position(perps_client: Client) -> None:
