@@ -1,7 +1,7 @@
 """Decoded accounts of the perps program: ``Market``, ``MarketParams``, ``Oracle``, ``BookHeader``.
 
 Field names are the IDL's (a test keeps them in step); decoding goes through
-anchorpy's account coder, after the discriminator is checked.
+the IDL's account coder (``perpkit.coder``), which checks the discriminator first.
 """
 
 from __future__ import annotations
@@ -204,36 +204,29 @@ class BookHeader:
     garbage_count: int
 
 
-def _decode(name: str, data: bytes) -> Any:
-    idl = perps_idl()
-    expected = idl.account_discriminator(name)
-    if len(data) < 8 or bytes(data[:8]) != expected:
-        raise AccountDecodeError(f"account data is not a {name} (discriminator {bytes(data[:8]).hex()})")
-    try:
-        return idl.accounts_coder.decode(bytes(data))
-    except Exception as exc:  # construct raises many types
-        raise AccountDecodeError(f"cannot decode {name}: {exc}") from exc
+def _decode(name: str, data: bytes) -> dict[str, Any]:
+    return perps_idl().account_coder.decode(name, data)
 
 
-def _build(cls: type[Any], address: Pubkey, container: Any, **overrides: Any) -> Any:
+def _build(cls: type[Any], address: Pubkey, decoded: dict[str, Any], **overrides: Any) -> Any:
     values = {"address": address}
     for f in fields(cls):
         if f.name == "address":
             continue
-        values[f.name] = overrides[f.name] if f.name in overrides else getattr(container, f.name)
+        values[f.name] = overrides[f.name] if f.name in overrides else decoded[f.name]
     return cls(**values)
 
 
 def decode_market(address: Pubkey, data: bytes) -> Market:
     c = _decode("Market", data)
-    params = MarketParams(**{f.name: getattr(c.params, f.name) for f in fields(MarketParams)})
-    market: Market = _build(Market, address, c, params=params, paused=bool(c.paused))
+    params = MarketParams(**{f.name: c["params"][f.name] for f in fields(MarketParams)})
+    market: Market = _build(Market, address, c, params=params, paused=bool(c["paused"]))
     return market
 
 
 def decode_user(address: Pubkey, data: bytes) -> User:
     c = _decode("User", data)
-    refs = tuple(PositionRef(r.slot, r.generation) for r in c.positions)
+    refs = tuple(PositionRef(r["slot"], r["generation"]) for r in c["positions"])
     user: User = _build(User, address, c, positions=refs)
     return user
 
@@ -247,15 +240,13 @@ def decode_book_header(address: Pubkey, data: bytes) -> BookHeader:
     # Only the header is decoded here: the book may be megabytes long.
     header = bytes(data[: perps_idl().constant("BOOK_HEADER_SIZE")])
     c = _decode("Book", header)
-    book: BookHeader = _build(BookHeader, address, c, roots=tuple(c.roots), counts=tuple(c.counts))
+    book: BookHeader = _build(BookHeader, address, c, roots=tuple(c["roots"]), counts=tuple(c["counts"]))
     return book
 
 
 def account_size(name: str) -> int:
     """Bytes of an account of IDL type ``name``: discriminator plus its fixed layout."""
-    idl = perps_idl()
-    size: int = idl.accounts_coder._accounts_layout[name].sizeof()
-    return len(idl.account_discriminator(name)) + size
+    return perps_idl().account_coder.size(name)
 
 
 def book_account_size(capacity: int) -> int:

@@ -6,11 +6,9 @@ loop around :func:`crank_once`.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, fields
 
 import numpy as np
-from anchorpy.coder.event import EventCoder
 from numpy.typing import NDArray
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -65,18 +63,12 @@ class LiquidationBatch:
 
 
 def decode_batches(logs: list[str]) -> list[LiquidationBatch]:
-    """``LiquidationBatch`` events in a transaction's logs (anchorpy's event coder, from the IDL)."""
-    coder = EventCoder(perps_idl().anchor)
-    batches = []
-    for line in logs:
-        if not line.startswith("Program data: "):
-            continue
-        event = coder.parse(base64.b64decode(line.removeprefix("Program data: ")))
-        if event is None or event.name != "LiquidationBatch":
-            continue
-        data = event.data
-        batches.append(LiquidationBatch(**{f.name: getattr(data, f.name) for f in fields(LiquidationBatch)}))
-    return batches
+    """``LiquidationBatch`` events in a transaction's logs (the IDL's event coder)."""
+    return [
+        LiquidationBatch(**{f.name: event.data[f.name] for f in fields(LiquidationBatch)})
+        for event in perps_idl().event_coder.parse_logs(logs)
+        if event.name == "LiquidationBatch"
+    ]
 
 
 def _split_i128(value: int) -> tuple[int, int]:

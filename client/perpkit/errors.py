@@ -38,7 +38,15 @@ class AccountNotFound(PerpkitError):
         super().__init__(f"{what} {address} does not exist")
 
 
-class AccountDecodeError(PerpkitError):
+class UnsupportedIdlType(PerpkitError, TypeError):
+    """The IDL uses a type with no fixed borsh layout (Vec, Option, String, an enum...): the coder refuses it."""
+
+
+class DecodeError(PerpkitError):
+    """Bytes do not decode as the IDL type they should hold."""
+
+
+class AccountDecodeError(DecodeError):
     """Account data does not decode as the expected type."""
 
 

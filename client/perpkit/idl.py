@@ -8,11 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from anchorpy.coder.accounts import AccountsCoder
-from anchorpy.coder.instruction import InstructionCoder
-from anchorpy.idl_adapter import Idl
 from solders.pubkey import Pubkey
 
+from perpkit.coder import AccountCoder, EventCoder, InstructionCoder, TypeCoder
 from perpkit.resources import idl_path
 
 
@@ -28,12 +26,13 @@ class IdlAccountItem:
 
 @dataclass(frozen=True)
 class PerpsIdl:
-    """The parsed IDL and the coders built from it."""
+    """The parsed IDL and the borsh coders built from it (``perpkit.coder``)."""
 
     raw: dict[str, Any]
-    anchor: Idl
+    type_coder: TypeCoder
     instruction_coder: InstructionCoder
-    accounts_coder: AccountsCoder
+    account_coder: AccountCoder
+    event_coder: EventCoder
 
     @property
     def program_id(self) -> Pubkey:
@@ -78,9 +77,9 @@ class PerpsIdl:
 
 def load_idl(path: Path | None = None) -> PerpsIdl:
     """Parse an IDL file (default: the perps IDL shipped with perpkit)."""
-    text = (path or idl_path()).read_text()
-    anchor = Idl.from_json(text)
-    return PerpsIdl(json.loads(text), anchor, InstructionCoder(anchor), AccountsCoder(anchor))
+    raw = json.loads((path or idl_path()).read_text())
+    types = TypeCoder(raw.get("types", []))
+    return PerpsIdl(raw, types, InstructionCoder(raw, types), AccountCoder(raw, types), EventCoder(raw, types))
 
 
 @cache
