@@ -34,6 +34,29 @@ def require_tool(name: str) -> str:
     return path
 
 
+LANE = os.environ.get("PERPKIT_LANE", "default")
+"""The dependency lane CI runs: "default" (latest solders) or "anchorpy" (solders 0.26)."""
+
+
+def require_sbpf_v3_runtime() -> None:
+    """Skip on a LiteSVM that predates SBPFv3 and the mainnet feature set (solders 0.26, the anchorpy lane).
+
+    Under CI (PERPKIT_STRICT=1) outside the anchorpy lane, that is a failure.
+    """
+    from perpkit.runtime import embedded_runtime
+
+    runtime = embedded_runtime()
+    if runtime.sbpf_v3:
+        return
+    message = (
+        f"solders {runtime.solders_version}'s LiteSVM predates SBPFv3 and the mainnet feature set "
+        "(the anchorpy lane); the default lane runs this"
+    )
+    if STRICT and LANE != "anchorpy":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure, fail the test with its output."""
     result = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,4 +1,7 @@
-"""sbflink: small C programs compiled by clang-19, linked, loaded and run in LiteSVM."""
+"""sbflink, SBPFv0 (its default): small C programs compiled by clang-19, linked, loaded and run in LiteSVM.
+
+The SBPFv3 output is tested in test_relinker_v3.py.
+"""
 
 from __future__ import annotations
 
