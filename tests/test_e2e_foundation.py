@@ -17,7 +17,7 @@ from perpkit.deploy import deploy_program
 from perpkit.errors import InvalidInput, ProgramError
 from perpkit.idl import perps_idl
 from perpkit.pytest_plugin import START_TIME
-from perpkit.resources import program_path
+from perpkit.runtime import embedded_runtime
 from perpkit.spl_token import TOKEN_PROGRAM_ID
 from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
 
@@ -252,10 +252,13 @@ async def test_market_address_and_account_checks(perps_client: Client) -> None:
 
 
 async def test_prefunded_pda_addresses_still_initialize(perps_client: Client) -> None:
-    """Lamports sent to a future PDA must not block its creation (CreateAccount would refuse)."""
+    """Lamports sent to a future PDA must not block its creation (CreateAccount would refuse).
+
+    The gift is the rent-exempt minimum of an empty account: the mainnet
+    feature set refuses a transfer that leaves a new account below it."""
     c = perps_client
     oracle = pda.oracle_address(c.payer.pubkey(), 9)
-    await c.backend.request_airdrop(oracle, 1)
+    await c.backend.request_airdrop(oracle, await c.backend.minimum_balance_for_rent_exemption(0))
     created = await c.create_oracle(price=7, oracle_id=9)
     assert created == oracle
     account = await c.backend.get_account(oracle)
@@ -266,7 +269,7 @@ async def test_prefunded_pda_addresses_still_initialize(perps_client: Client) ->
 async def test_program_runs_at_any_address(perps_client: Client) -> None:
     """The program never assumes its own id: deployed at a new address, a whole market works there."""
     program = Keypair()
-    await deploy_program(perps_client, program_path().read_bytes(), program)
+    await deploy_program(perps_client, embedded_runtime().program_path().read_bytes(), program)
     c = Client(perps_client.backend, perps_client.payer, program_id=program.pubkey())
     setup = await setup_market(c, market_id=1, book_capacity=4)
     market = await c.fetch_market(setup.market)

@@ -24,7 +24,7 @@ from perpkit import Client
 from perpkit.idl import PROGRAM_ID
 from perpkit.localnet.process import LocalnetProcess
 from perpkit.localnet.test_validator import TestValidator, ToolNotFound, find_test_validator, validator_command
-from perpkit.resources import program_path
+from perpkit.runtime import embedded_runtime
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -74,9 +74,10 @@ def test_test_validator_command() -> None:
         "--reset",
         "--ledger",
         "/tmp/ledger",
-        "--bpf-program",
+        "--upgradeable-program",
         str(PROGRAM_ID),
         "fixtures/perps.so",
+        "none",
         "--rpc-port",
         "8899",
         "--bind-address",
@@ -105,7 +106,8 @@ STAND_IN = """#!{python}
 import os, sys
 args = sys.argv[1:]
 assert args[0] == "--reset" and "--ledger" in args and os.path.isdir(args[args.index("--ledger") + 1]), args
-i = args.index("--bpf-program")
+i = args.index("--upgradeable-program")
+assert args[i + 3] == "none", args
 port = args[args.index("--rpc-port") + 1]
 os.execv(sys.executable, [sys.executable, "-m", "perpkit.cli", "localnet", "--port", port,
          "--program-id", args[i + 1], "--program", args[i + 2], "--no-default-payer"])
@@ -117,7 +119,9 @@ async def test_launcher_runs_the_validator_it_finds(tmp_path: Path, monkeypatch:
     binary.write_text(STAND_IN.format(python=sys.executable))
     binary.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    with TestValidator(program_id=PROGRAM_ID, program=program_path(), rpc_port=18_977) as validator:
+    # the stand-in serves perpkit localnet: the build its LiteSVM runs
+    program = embedded_runtime().program_path()
+    with TestValidator(program_id=PROGRAM_ID, program=program, rpc_port=18_977) as validator:
         assert validator.url == "http://127.0.0.1:18977"
         client = await Client.connect(validator.url, airdrop_lamports=10**10)
         try:

@@ -26,19 +26,32 @@ from perpkit.localnet.launcher import (
     run_test_validator,
 )
 from perpkit.resources import program_path
+from perpkit.runtime import FEATURE_CHOICES, Features, embedded_runtime
 from perpkit.testing import setup_market
+
+FEATURES_HELP = (
+    "feature set of the embedded runtime: mainnet (default; needs solders >= 0.28) or all "
+    "(includes SIMD-0500, as solana-test-validator has it)"
+)
+
+
+def _program_for(engine: str) -> Path:
+    """The perps build an engine runs: the one the installed LiteSVM takes, or SBPFv3 for agave's validator."""
+    return embedded_runtime().program_path() if engine == "litesvm" else program_path(3)
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-async def demo(program: Path, program_id: Pubkey) -> None:
+async def demo(program: Path | None, program_id: Pubkey, features: Features = "mainnet") -> None:
     """Market + oracle on the embedded runtime, printed as they are read back from the chain."""
     started = time.perf_counter()
-    _say(f"perpkit {__version__}: embedded LiteSVM runtime")
-    async with await Client.embedded(program=program, program_id=program_id) as client:
-        _say(f"  program  {program_id} loaded from {program}")
+    _say(f"perpkit {__version__}: embedded runtime")
+    program = program or embedded_runtime().program_path()
+    async with await Client.embedded(program=program, program_id=program_id, features=features) as client:
+        _say(f"  runtime  {embedded_runtime().describe(features)}")
+        _say(f"  program  {program_id} installed under the upgradeable loader from {program}")
         _say(f"  payer    {client.payer.pubkey()}")
         setup = await setup_market(client, price=64_250 * PRICE_SCALE, conf=12 * PRICE_SCALE, book_capacity=1024)
         oracle = await client.fetch_oracle(setup.oracle)
@@ -108,12 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="create a market and an oracle on the embedded runtime and print them")
     p_demo.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
     p_demo.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
+    p_demo.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet", help=FEATURES_HELP)
     p_local = sub.add_parser("localnet", help="a local JSON-RPC validator with the perps program preloaded")
     p_local.add_argument("--engine", choices=["litesvm", "solana-test-validator"], default="litesvm")
     p_local.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     p_local.add_argument("--port", type=int, default=8899, help="RPC port (0: any free port)")
     p_local.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
     p_local.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
+    p_local.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet", help=FEATURES_HELP)
     p_local.add_argument("--frozen-clock", action="store_true", help="the clock moves only by surfnet_timeTravel")
     p_local.add_argument("--start-time", type=int, default=None, help="unix time the clock starts at (default: now)")
     p_local.add_argument(
@@ -142,13 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if args.command == "demo":
-            asyncio.run(demo(args.program or program_path(), args.program_id))
+            asyncio.run(demo(args.program, args.program_id, args.features))
         elif args.command == "localnet":
             payers = list(args.payer or [])
             if args.payer is None and not args.no_default_payer and DEFAULT_CLI_KEYPAIR.exists():
                 payers.append(DEFAULT_CLI_KEYPAIR)
             options = LocalnetOptions(
-                program=args.program or program_path(),
+                program=args.program or _program_for(args.engine),
+                features=args.features,
                 program_id=args.program_id,
                 host=args.host,
                 port=args.port,

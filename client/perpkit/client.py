@@ -42,8 +42,8 @@ from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed, program_error
 from perpkit.idl import PROGRAM_ID
 from perpkit.positions import Position, Side, project_funding
-from perpkit.resources import program_path
 from perpkit.risk import params_problems
+from perpkit.runtime import Features
 
 LAMPORTS_PER_SOL = 1_000_000_000
 U64_MAX = 2**64 - 1
@@ -96,6 +96,9 @@ class Client:
         """Default compute-unit limit of every transaction (None: the runtime's default)."""
         self.compute_unit_price = compute_unit_price
         """Default priority fee in micro-lamports per compute unit (None: no priority fee)."""
+        self.runtime_description = f"{backend.name} backend"
+        """What runs the program: for the embedded runtime, the LiteSVM, its
+        feature set and the perps build loaded (:mod:`perpkit.runtime`)."""
         self.after_send: list[Callable[[], Awaitable[None]]] = []
         """Called after every transaction this client sends, whether it succeeded or failed
         (the tests check SPEC 7 conservation this way)."""
@@ -104,22 +107,33 @@ class Client:
     async def embedded(
         cls,
         *,
-        program: Path | str | None = None,
+        program: Path | str | bytes | None = None,
         program_id: Pubkey = PROGRAM_ID,
         payer: Keypair | None = None,
         start_time: int | None = None,
         payer_lamports: int = 1_000 * LAMPORTS_PER_SOL,
+        features: Features = "mainnet",
+        activate: Sequence[Pubkey] = (),
     ) -> Client:
-        """A client on a fresh in-process LiteSVM with the perps program loaded.
+        """A client on a fresh in-process LiteSVM with the perps program installed.
 
-        ``program`` defaults to the built ``fixtures/perps.so``; ``start_time``
-        (unix seconds) defaults to now.
+        ``program`` (a file or its bytes) defaults to the build the installed
+        LiteSVM runs: ``fixtures/perps.so`` (SBPFv3) on solders >= 0.28,
+        ``fixtures/perps-v0.so`` on solders 0.26; ``client.runtime_description``
+        says which.  ``features`` is the feature set (``"mainnet"`` or
+        ``"all"``), ``activate`` turns single features on top of it (e.g.
+        :data:`perpkit.runtime.SIMD_0500`).  ``start_time`` (unix seconds)
+        defaults to now.
         """
-        backend = LiteSvmBackend(start_time=start_time)
-        backend.load_program(program_id, program or program_path())
+        backend = LiteSvmBackend(start_time=start_time, features=features, activate=activate)
+        backend.load_program(program_id, program if program is not None else backend.runtime.program_path())
         payer = payer or Keypair()
         await backend.request_airdrop(payer.pubkey(), payer_lamports)
-        return cls(backend, payer, program_id=program_id)
+        client = cls(backend, payer, program_id=program_id)
+        client.runtime_description = backend.runtime.describe(features)
+        if program is not None:
+            client.runtime_description = client.runtime_description.split("; perps build")[0] + "; program given"
+        return client
 
     @classmethod
     async def connect(

@@ -20,6 +20,18 @@ def idl_path() -> Path:
     return _find("perps.json", "idl/perps.json")
 
 
-def program_path() -> Path:
-    """``fixtures/perps.so``: the built program."""
-    return _find("perps.so", "fixtures/perps.so")
+PROGRAM_FILES = {3: "perps.so", 0: "perps-v0.so"}
+"""The builds of the perps program, by SBPF version: v3 deploys everywhere
+today; v0 is for runtimes that predate v3 (solders 0.26's LiteSVM)."""
+
+
+def program_path(sbpf_version: int = 3) -> Path:
+    """``fixtures/perps.so`` (SBPFv3, the default) or ``fixtures/perps-v0.so`` (``sbpf_version=0``).
+
+    :func:`perpkit.runtime.embedded_runtime` knows which one the installed
+    LiteSVM runs.
+    """
+    if sbpf_version not in PROGRAM_FILES:
+        raise ValueError(f"there is no SBPFv{sbpf_version} build of the perps program: use 3 or 0")
+    name = PROGRAM_FILES[sbpf_version]
+    return _find(name, f"fixtures/{name}")

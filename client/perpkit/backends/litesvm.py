@@ -7,12 +7,8 @@ JSON-RPC.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
@@ -20,7 +16,6 @@ from solders.account import Account
 from solders.clock import Clock
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.litesvm import FeatureSet, LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
@@ -36,28 +31,10 @@ from perpkit.backends.base import (
     return_data_from_solders,
 )
 from perpkit.backends.errors import tx_error_from_solders
-from perpkit.errors import InvalidInput, InvalidProgramFile
-from perpkit.program_file import read_program_file
-
-DISABLE_NEW_LOADER_V3_DEPLOYMENTS = Pubkey.from_string("EmhbpdVtZ2hWRGFWBDjn2i3SJD8Z36z4mpMcZJEnebnP")
-"""SIMD-0167 gate that makes the upgradeable loader refuse ``DeployWithMaxDataLen``.
-
-LiteSVM in solders 0.26 turns every known feature on, this one included, but
-it was reverted in agave (PR 5300) and is active on no cluster; perpkit turns
-it off so that ``solana program deploy``'s flow works as on devnet."""
+from perpkit.errors import InvalidInput
+from perpkit.runtime import Features, embedded_runtime, install_program, new_litesvm, programdata_address
 
 SLOT_MS = 400
-
-
-def cluster_feature_set() -> FeatureSet:
-    """Every feature LiteSVM knows, minus the reverted loader-v3 deploy gate."""
-    features = FeatureSet.all_enabled()
-    active = features.active
-    active.pop(DISABLE_NEW_LOADER_V3_DEPLOYMENTS, None)
-    inactive = features.inactive
-    inactive.add(DISABLE_NEW_LOADER_V3_DEPLOYMENTS)
-    features.active, features.inactive = active, inactive
-    return features
 
 
 class _HasReturnData(Protocol):
@@ -74,70 +51,38 @@ def metadata_return_data(meta: TransactionMetadata) -> ReturnData | None:
     return return_data_from_solders(cast(_HasReturnData, meta).return_data())
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """Capture what native code writes to file descriptor 2 (Rust panic messages)."""
-    lines: list[str] = []
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode(errors="replace").splitlines())
-
-
-def add_program_checked(svm: LiteSVM, program_id: Pubkey, path: Path | str) -> None:
-    """``svm.add_program`` from a file, with clear errors instead of a Rust panic.
-
-    The file is checked against the loader's ELF rules first; if the loader
-    still refuses it (solders 0.26 panics), that becomes InvalidProgramFile.
-    """
-    data = read_program_file(path)
-    panic: str | None = None
-    with _captured_stderr() as output:
-        try:
-            svm.add_program(program_id, data)
-        except BaseException as exc:  # pyo3's PanicException derives from BaseException
-            if type(exc).__name__ != "PanicException":
-                raise
-            panic = str(exc)
-    if panic is not None:
-        reason = panic.rsplit("value: ", 1)[-1]  # "called `Result::unwrap()` on an `Err` value: X"
-        raise InvalidProgramFile(
-            path,
-            f"the runtime's loader refused it ({reason}); the ELF structure passed perpkit's checks, "
-            "so look at its relocations, symbols or instructions",
-        )
-    if output:
-        sys.stderr.write("\n".join(output) + "\n")
-
-
 class LiteSvmBackend:
     """In-process LiteSVM with the standard builtins, SPL programs and sysvars."""
 
     name = "litesvm"
     supports_clock_control = True
 
-    def __init__(self, *, start_time: int | None = None, allow_loader_v3_deploys: bool = True) -> None:
-        """``start_time`` (unix seconds) defaults to now.  ``allow_loader_v3_deploys=False``
-        keeps solders' all-features set, whose reverted SIMD-0167 gate makes the
-        upgradeable loader refuse deployments ("Unsupported instruction")."""
-        self.svm = LiteSVM()
-        if allow_loader_v3_deploys:
-            self.svm.with_builtins(cluster_feature_set())
+    def __init__(
+        self,
+        *,
+        start_time: int | None = None,
+        features: Features = "mainnet",
+        activate: Sequence[Pubkey] = (),
+        deactivate: Sequence[Pubkey] = (),
+    ) -> None:
+        """``start_time`` (unix seconds) defaults to now.  ``features`` is the
+        feature set (:mod:`perpkit.runtime`: the mainnet one, or all), and
+        ``activate``/``deactivate`` change single features on top of it."""
+        self.runtime = embedded_runtime()
+        self.features: Features = features
+        self.svm = new_litesvm(features, activate=activate, deactivate=deactivate)
         self.known: set[Pubkey] = set()
         """Every account a transaction or airdrop touched: what get_program_accounts scans."""
         now = int(time.time()) if start_time is None else start_time
         clock = self.svm.get_clock()
         self.svm.set_clock(Clock(clock.slot, now, clock.epoch, clock.leader_schedule_epoch, now))
 
-    def load_program(self, program_id: Pubkey, path: Path | str) -> None:
-        """Load an SBF program at ``program_id``; a bad file raises InvalidProgramFile naming it."""
-        add_program_checked(self.svm, program_id, path)
+    def load_program(self, program_id: Pubkey, program: Path | str | bytes) -> None:
+        """Install an SBF program at ``program_id`` under the upgradeable loader.
+
+        A bad file raises InvalidProgramFile naming it and the reason."""
+        install_program(self.svm, program_id, program)
+        self.known.update((program_id, programdata_address(program_id)))
 
     # -- Backend -----------------------------------------------------------
     def _account(self, address: Pubkey) -> Account | None:

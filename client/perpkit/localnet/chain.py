@@ -23,7 +23,6 @@ from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
 from solders.keypair import Keypair
-from solders.litesvm import LiteSVM
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -34,8 +33,9 @@ from solders.transaction_metadata import FailedTransactionMetadata, InnerInstruc
 from solders.transaction_status import TransactionErrorFieldless
 
 from perpkit.backends.base import ReturnData
-from perpkit.backends.litesvm import add_program_checked, cluster_feature_set, metadata_return_data
+from perpkit.backends.litesvm import metadata_return_data
 from perpkit.compute_budget import compute_budget_of, prioritization_fee
+from perpkit.runtime import Features, install_program, litesvm_charges_priority_fee, new_litesvm, programdata_address
 
 LAMPORTS_PER_SIGNATURE = 5_000
 BLOCKHASH_VALIDITY = 150
@@ -109,9 +109,11 @@ class TimeTravelError(Exception):
 class LocalChain:
     """LiteSVM with a validator's bookkeeping; single-threaded (the server serialises calls)."""
 
-    def __init__(self, *, start_time: int | None = None, frozen_clock: bool = False) -> None:
-        self.svm = LiteSVM()
-        self.svm.with_builtins(cluster_feature_set())
+    def __init__(
+        self, *, start_time: int | None = None, frozen_clock: bool = False, features: Features = "mainnet"
+    ) -> None:
+        self.features: Features = features
+        self.svm = new_litesvm(features)
         # Blockhashes are checked here against a window of recent ones; LiteSVM
         # alone accepts only its latest.
         self.svm.with_blockhash_check(False)
@@ -133,8 +135,9 @@ class LocalChain:
 
     # -- programs and accounts ----------------------------------------------
     def load_program(self, program_id: Pubkey, path: Path | str) -> None:
-        add_program_checked(self.svm, program_id, path)
-        self.known.add(program_id)
+        """Install a program under the upgradeable loader (``--upgradeable-program ID FILE none``)."""
+        install_program(self.svm, program_id, path)
+        self.known.update((program_id, programdata_address(program_id)))
 
     def get_account(self, address: Pubkey) -> Account | None:
         account = self.svm.get_account(address)
@@ -233,6 +236,14 @@ class LocalChain:
         self.sync_clock()
 
     # -- transactions ---------------------------------------------------------
+    @staticmethod
+    def message_of(tx: VersionedTransaction) -> Message | MessageV0:
+        """The legacy or v0 message of ``tx``; a v1 message (solders >= 0.29 parses them) is refused."""
+        message = tx.message
+        if isinstance(message, Message | MessageV0):
+            return message
+        raise TransactionRejected(TransactionErrorFieldless.UnsupportedVersion)
+
     def fee(self, message: Message | MessageV0) -> int:
         signatures: int = message.header.num_required_signatures
         return signatures * LAMPORTS_PER_SIGNATURE + prioritization_fee(message)
@@ -273,13 +284,14 @@ class LocalChain:
             raise TransactionRejected(TransactionErrorFieldless.AlreadyProcessed)
         if not self.blockhash_valid(tx.message.recent_blockhash):
             raise TransactionRejected(TransactionErrorFieldless.BlockhashNotFound)
-        keys = list(tx.message.account_keys)
+        message = self.message_of(tx)
+        keys = list(message.account_keys)
         payer = keys[0]
         pre = [self.balance(k) for k in keys]
-        # LiteSVM charges the signature fee but not the priority fee; a
-        # validator takes both before executing, so take it here first.
-        priority = prioritization_fee(tx.message)
-        if priority and pre[0] < self.fee(tx.message):
+        # solders 0.26's LiteSVM charges the signature fee but not the priority
+        # fee; a validator takes both before executing, so take it here first.
+        priority = 0 if litesvm_charges_priority_fee() else prioritization_fee(message)
+        if priority and pre[0] < self.fee(message):
             raise TransactionRejected(TransactionErrorFieldless.InsufficientFundsForFee)
         if priority:
             self._adjust_lamports(payer, -priority)
@@ -303,7 +315,7 @@ class LocalChain:
             err=err,
             logs=list(meta.logs()),
             compute_units=meta.compute_units_consumed(),
-            fee=self.fee(tx.message),
+            fee=self.fee(message),
             pre_balances=pre,
             post_balances=[self.balance(k) for k in keys],
             inner_instructions=list(meta.inner_instructions()),
@@ -311,7 +323,7 @@ class LocalChain:
         )
         self.history[signature] = record
         self.known.update(keys)
-        self.prioritization_fees.append((self.slot, compute_budget_of(tx.message)[1], writable_keys(tx.message)))
+        self.prioritization_fees.append((self.slot, compute_budget_of(message)[1], writable_keys(message)))
         self.transaction_count += 1
         self._new_block()
         return record

@@ -17,6 +17,7 @@ from perpkit.errors import InvalidInput
 from perpkit.localnet.chain import LocalChain
 from perpkit.localnet.server import LocalnetServer
 from perpkit.localnet.test_validator import TestValidator
+from perpkit.runtime import Features, embedded_runtime
 
 LAMPORTS_PER_SOL = 1_000_000_000
 DEFAULT_CLI_KEYPAIR = Path.home() / ".config" / "solana" / "id.json"
@@ -32,6 +33,7 @@ class LocalnetOptions:
     start_time: int | None = None
     payers: list[Path] = field(default_factory=list)
     payer_sol: int = 1_000
+    features: Features = "mainnet"
 
 
 def read_keypair(path: Path) -> Keypair:
@@ -57,7 +59,7 @@ async def _until_signal() -> None:
 
 async def run_litesvm(options: LocalnetOptions, say: Callable[[str], None], started: float) -> None:
     """Serve a LiteSVM-backed chain until SIGINT/SIGTERM."""
-    chain = LocalChain(start_time=options.start_time, frozen_clock=options.frozen_clock)
+    chain = LocalChain(start_time=options.start_time, frozen_clock=options.frozen_clock, features=options.features)
     chain.load_program(options.program_id, options.program)
     funded = []
     for path in options.payers:
@@ -67,7 +69,8 @@ async def run_litesvm(options: LocalnetOptions, say: Callable[[str], None], star
     server = LocalnetServer(chain, options.host, options.port)
     url = await server.start()
     say(f"perpkit localnet ready at {url} in {time.perf_counter() - started:.2f} s (engine litesvm)")
-    say(f"  program  {options.program_id}  ({options.program})")
+    say(f"  runtime  {embedded_runtime().describe(options.features)}")
+    say(f"  program  {options.program_id}  ({options.program}, upgradeable loader, no upgrade authority)")
     for key, path in funded:
         say(f"  payer    {key}  funded with {options.payer_sol:,} SOL  ({path})")
     clock = chain.svm.get_clock()
@@ -85,6 +88,8 @@ async def run_test_validator(options: LocalnetOptions, say: Callable[[str], None
     """solana-test-validator with the program preloaded, until SIGINT/SIGTERM."""
     if options.frozen_clock or options.start_time is not None:
         raise InvalidInput("solana-test-validator cannot freeze or set its clock; drop --frozen-clock/--start-time")
+    if options.features != "all":
+        say("  note: solana-test-validator runs with all features (SIMD-0500 on); --features applies to litesvm")
     validator = TestValidator(program_id=options.program_id, program=options.program, rpc_port=options.port)
     url = await asyncio.to_thread(validator.start)
     say(f"perpkit localnet ready at {url} in {time.perf_counter() - started:.2f} s (engine solana-test-validator)")

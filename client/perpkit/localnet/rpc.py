@@ -17,13 +17,18 @@ from typing import Any
 
 from solders.account import Account
 from solders.hash import Hash
-from solders.message import MessageV0, from_bytes_versioned
+from solders.message import Message, MessageV0, from_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import InnerInstruction
-from solders.transaction_status import TransactionErrorFieldless, TransactionErrorInstructionError
+from solders.transaction_status import (
+    InstructionErrorCustom,
+    InstructionErrorFieldless,
+    TransactionErrorFieldless,
+    TransactionErrorInstructionError,
+)
 
 from perpkit.backends.base import ReturnData
 from perpkit.base58 import b58decode, b58encode
@@ -153,11 +158,21 @@ def error_json(err: Any) -> Any:
     if err is None:
         return None
     if isinstance(err, TransactionErrorInstructionError):
-        return {"InstructionError": json.loads(err.to_json())}
+        return {"InstructionError": [err.index, _instruction_error_json(err.err)]}
     if isinstance(err, TransactionErrorFieldless):
         return str(err).rsplit(".", 1)[-1]
     name = type(err).__name__.removeprefix("TransactionError")
     return {name: json.loads(err.to_json())}
+
+
+def _instruction_error_json(inner: Any) -> Any:
+    # Built here, not with solders' to_json: solders 0.29 writes a custom error
+    # as a bare number ([0, 6015]), which no RPC client (solders' own included) parses.
+    if isinstance(inner, InstructionErrorCustom):
+        return {"Custom": inner.code}
+    if isinstance(inner, InstructionErrorFieldless):
+        return str(inner).rsplit(".", 1)[-1]
+    return json.loads(TransactionErrorInstructionError(0, inner).to_json())[1]  # BorshIoError and the like
 
 
 _DESCRIPTIONS = {
@@ -172,7 +187,7 @@ _DESCRIPTIONS = {
 def describe_error(err: Any) -> str:
     """The error as a sentence, in the runtime's words where they are well known."""
     if isinstance(err, TransactionErrorInstructionError):
-        inner = json.loads(err.to_json())[1]
+        inner = _instruction_error_json(err.err)
         if isinstance(inner, dict) and "Custom" in inner:
             text = f"custom program error: {inner['Custom']:#x}"
         else:
@@ -502,6 +517,8 @@ class RpcMethods:
             message = from_bytes_versioned(raw)
         except Exception as exc:
             raise invalid(f"Invalid params: failed to deserialize message: {exc}") from None
+        if not isinstance(message, Message | MessageV0):
+            raise invalid("Invalid params: perpkit localnet takes legacy and v0 messages")
         fee = self.chain.fee(message) if self.chain.blockhash_valid(message.recent_blockhash) else None
         return self._with_context(fee, config)
 

@@ -39,15 +39,17 @@ def find_test_validator() -> str:
 def validator_command(
     *, binary: str, program_id: Pubkey, program: Path, ledger: Path, rpc_port: int, quiet: bool = True
 ) -> list[str]:
-    """The command line: a fresh ledger (``--reset``) with the program preloaded at ``program_id``."""
+    """The command line: a fresh ledger (``--reset``) with the program preloaded at ``program_id``
+    under the upgradeable loader, with no upgrade authority (as the embedded runtime installs it)."""
     command = [
         binary,
         "--reset",
         "--ledger",
         str(ledger),
-        "--bpf-program",
+        "--upgradeable-program",
         str(program_id),
         str(program),
+        "none",
         "--rpc-port",
         str(rpc_port),
         "--bind-address",
