@@ -6,13 +6,18 @@ from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
-    InitializeMintParams,
-    MintToParams,
     create_associated_token_account,
     get_associated_token_address,
     initialize_mint,
     mint_to,
 )
+
+# solana-py 0.41 moved the parameter classes to ``spl.token.models`` (pydantic);
+# 0.36, the anchorpy lane's, has them in ``spl.token.instructions``.  Same fields.
+try:
+    from spl.token.models import InitializeMintParams, MintToParams  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # solana < 0.40
+    from spl.token.instructions import InitializeMintParams, MintToParams  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 MINT_SIZE = 82
 TOKEN_ACCOUNT_SIZE = 165

@@ -32,7 +32,13 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
-from solana.rpc.types import MemcmpOpts, TxOpts
+
+# solana-py 0.41 moved the option types to ``solana.rpc.models`` (pydantic,
+# keyword arguments only); 0.36, the anchorpy lane's, has them in ``types``.
+try:
+    from solana.rpc.models import MemcmpOpts, TxOpts  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # solana < 0.40
+    from solana.rpc.types import MemcmpOpts, TxOpts  # type: ignore[attr-defined,no-redef,unused-ignore]
 from solders.account import Account
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -42,7 +48,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage
 from solders.signature import Signature
 from solders.sysvar import CLOCK
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import TransactionErrorFieldless
 
 from perpkit.backends.base import ChainClock, TxError, TxResult, return_data_from_solders
@@ -77,10 +83,17 @@ class RetryPolicy:
         return float(min(self.max_delay, self.base_delay * 2**attempt) * (0.75 + 0.5 * random.random()))
 
 
+def _kind(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code in _TRANSIENT_HTTP
-    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
+    # By class name as well as by class: solana-py 0.41 talks through httpx2, a
+    # fork of httpx with the same exception names, 0.36 through httpx itself.
+    kind = _kind(exc)
+    if isinstance(exc, httpx.HTTPStatusError) or "HTTPStatusError" in kind:
+        return getattr(getattr(exc, "response", None), "status_code", None) in _TRANSIENT_HTTP
+    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)) or kind & {"TimeoutException", "TransportError"}:
         return True
     if isinstance(exc, SolanaRpcException):  # solana-py wraps transport errors in it
         return exc.__cause__ is not None and _transient(exc.__cause__)
@@ -188,7 +201,9 @@ class RpcBackend:
     async def get_program_accounts(
         self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
     ) -> list[tuple[Pubkey, Account]]:
-        filters: list[int | MemcmpOpts] = [MemcmpOpts(offset, b58encode(wanted)) for offset, wanted in memcmp]
+        filters: list[int | MemcmpOpts] = [
+            MemcmpOpts(offset=offset, bytes=b58encode(wanted)) for offset, wanted in memcmp
+        ]
         if data_size is not None:
             filters.append(data_size)
         response = await self._with_retries(
@@ -230,7 +245,8 @@ class RpcBackend:
     async def simulate_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         blockhash, _ = await self._blockhash()
         tx = Transaction(list(signers), Message(list(instructions), signers[0].pubkey()), blockhash)
-        response = await self._with_retries(lambda: self.client.simulate_transaction(tx, sig_verify=False))
+        versioned = VersionedTransaction.from_legacy(tx)  # solana-py 0.41 takes only versioned ones
+        response = await self._with_retries(lambda: self.client.simulate_transaction(versioned, sig_verify=False))
         value = response.value
         error = None if value.err is None else tx_error_from_solders(value.err)
         return TxResult(
