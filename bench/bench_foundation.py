@@ -3,11 +3,13 @@
 CU include the PDA bump searches, which depend on the addresses: the payer is
 fixed so the figures reproduce.
 
-Run: python bench/bench_foundation.py
+Run: python bench/bench_foundation.py [--build v0|v3] [--features mainnet|all]
+(default: the build the installed runtime runs, on the mainnet feature set)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import time
@@ -17,19 +19,34 @@ from solders.keypair import Keypair
 from perpkit import Client, MarketParams, book_account_size, pda
 from perpkit import instructions as ix
 from perpkit.idl import perps_idl
+from perpkit.resources import program_path
+from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
+
+
+def options() -> argparse.Namespace:
+    """The bench's options: which build of the program, which feature set."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", choices=["v3", "v0"], default=None, help="program build (default: the runtime's)")
+    parser.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet")
+    return parser.parse_args()
 
 
 async def main() -> None:
+    args = options()
+    build = program_path(3 if args.build == "v3" else 0) if args.build else embedded_runtime().program_path()
+    print(f"runtime: {embedded_runtime().describe(args.features).split('; perps build')[0]}; program {build.name}")
     starts = []
     for _ in range(5):
         t0 = time.perf_counter()
-        client = await Client.embedded(start_time=1_700_000_000)
+        client = await Client.embedded(start_time=1_700_000_000, program=build, features=args.features)
         starts.append(time.perf_counter() - t0)
         await client.close()
     print(f"embedded runtime + program load: median {statistics.median(starts) * 1e3:.1f} ms over {len(starts)}")
 
     # A fixed payer: PDA bump searches (1,500 CU a try) depend on the addresses.
-    c = await Client.embedded(start_time=1_700_000_000, payer=Keypair.from_seed(bytes(range(32))))
+    c = await Client.embedded(
+        start_time=1_700_000_000, payer=Keypair.from_seed(bytes(range(32))), program=build, features=args.features
+    )
     rows: list[tuple[str, int]] = []
     payer = c.payer.pubkey()
     r = await c.send([ix.initialize_oracle(authority=payer, oracle_id=0, price=100_000_000, conf=0)])

@@ -37,6 +37,8 @@ from perpkit import Client, risk
 from perpkit.backends.litesvm import LiteSvmBackend
 from perpkit.book import Book
 from perpkit.crank import DEFAULT_GC_BATCH, collect_garbage, find_liquidatable, liquidate
+from perpkit.resources import program_path
+from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
 from perpkit.spl_token import associated_token_address
 
 LIQUIDATE_TARGET = 60_000
@@ -129,8 +131,12 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 65_536], help="long-only book sizes")
     parser.add_argument("--mixed", type=int, nargs="*", default=[65_536], help="half-long, half-short book sizes")
     parser.add_argument("--gc-batch", type=int, default=DEFAULT_GC_BATCH, help="max_nodes per collect_garbage")
+    parser.add_argument("--build", choices=["v3", "v0"], default=None, help="program build (default: the runtime's)")
+    parser.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet")
     args = parser.parse_args()
-    c = await Client.embedded(start_time=1_700_000_000)
+    build = program_path(3 if args.build == "v3" else 0) if args.build else embedded_runtime().program_path()
+    print(f"runtime: {embedded_runtime().describe(args.features).split('; perps build')[0]}; program {build.name}")
+    c = await Client.embedded(start_time=1_700_000_000, program=build, features=args.features)
     started = time.perf_counter()
     rows: list[Row] = []
     decode_rows: list[tuple[str, int, float]] = []

@@ -17,6 +17,8 @@ from solders.keypair import Keypair
 from perpkit import Client
 from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
+from perpkit.resources import program_path
+from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
 from perpkit.spl_token import associated_token_address
 
 TARGET = 40_000
@@ -93,8 +95,12 @@ def max_depth(book: object) -> int:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--capacity", type=int, default=65_536)
+    parser.add_argument("--build", choices=["v3", "v0"], default=None, help="program build (default: the runtime's)")
+    parser.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet")
     args = parser.parse_args()
-    c = await Client.embedded(start_time=1_700_000_000)
+    build = program_path(3 if args.build == "v3" else 0) if args.build else embedded_runtime().program_path()
+    print(f"runtime: {embedded_runtime().describe(args.features).split('; perps build')[0]}; program {build.name}")
+    c = await Client.embedded(start_time=1_700_000_000, program=build, features=args.features)
     rows = []
     for label, n in (("empty book", 0), (f"book of {args.capacity - 1:,} -> {args.capacity:,}", args.capacity - 1)):
         t0 = time.perf_counter()

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
-from spl.token.instructions import (
-    create_associated_token_account,
-    get_associated_token_address,
-    initialize_mint,
-    mint_to,
-)
 
-# solana-py 0.41 moved the parameter classes to ``spl.token.models`` (pydantic);
-# 0.36, the anchorpy lane's, has them in ``spl.token.instructions``.  Same fields.
-try:
-    from spl.token.models import InitializeMintParams, MintToParams  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # solana < 0.40
-    from spl.token.instructions import InitializeMintParams, MintToParams  # type: ignore[attr-defined,no-redef,unused-ignore]
+# spl.token.instructions is imported where it is used, not here: on solana-py
+# 0.41 it pulls in pydantic models, 0.12 s of every `import perpkit` for
+# builders that only set-up code and the token-account address need.
+
+
+def _params() -> tuple[Any, Any]:
+    """(InitializeMintParams, MintToParams) where this solana-py keeps them.
+
+    solana-py 0.41 moved them to ``spl.token.models`` (pydantic); 0.36, the
+    anchorpy lane's, has them in ``spl.token.instructions``.  Same fields.
+    """
+    try:
+        from spl.token.models import InitializeMintParams, MintToParams  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # solana < 0.40
+        from spl.token.instructions import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+            InitializeMintParams,
+            MintToParams,
+        )
+    return InitializeMintParams, MintToParams
+
 
 MINT_SIZE = 82
 TOKEN_ACCOUNT_SIZE = 165
@@ -36,20 +46,30 @@ __all__ = [
 
 def initialize_mint_instruction(*, mint: Pubkey, authority: Pubkey, decimals: int) -> Instruction:
     """InitializeMint of a freshly allocated ``MINT_SIZE``-byte account."""
+    from spl.token.instructions import initialize_mint
+
+    InitializeMintParams, _ = _params()
     return initialize_mint(
         InitializeMintParams(decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=authority)
     )
 
 
 def associated_token_address(owner: Pubkey, mint: Pubkey) -> Pubkey:
+    from spl.token.instructions import get_associated_token_address
+
     return get_associated_token_address(owner, mint)
 
 
 def create_associated_account_instruction(*, payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
+    from spl.token.instructions import create_associated_token_account
+
     return create_associated_token_account(payer, owner, mint)
 
 
 def mint_to_instruction(*, mint: Pubkey, destination: Pubkey, authority: Pubkey, amount: int) -> Instruction:
+    from spl.token.instructions import mint_to
+
+    _, MintToParams = _params()
     return mint_to(
         MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint, dest=destination, mint_authority=authority, amount=amount)
     )
