@@ -76,11 +76,11 @@ async def decode_time(c: Client, market: Pubkey, book_address: Pubkey, index_pri
         t0 = time.perf_counter()
         book = Book.decode(book_address, data)
         listed = 0
-        for side in (risk.LONG, risk.SHORT):
-            slots = book.live_slots(side)
+        live = {side: book.live_slots(side) for side in (risk.LONG, risk.SHORT)}
+        for side, slots in live.items():
             prices = book.liquidation_prices(side, slots, m.funding_index(side), m.params.maintenance_margin_bps)
             listed += len(prices)
-        find_liquidatable(book, m, index_price)
+        find_liquidatable(book, m, index_price, live=live)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times), listed
 

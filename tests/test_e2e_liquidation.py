@@ -9,6 +9,7 @@ on the decoded chain state just before the liquidation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -24,6 +25,7 @@ from solders.keypair import Keypair
 from perpkit import Client, MarketParams, pda, program_errors
 from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
+from perpkit.book import Book
 from perpkit.crank import (
     BatchForecast,
     Liquidation,
@@ -34,7 +36,7 @@ from perpkit.crank import (
     liquidate,
 )
 from perpkit.errors import AccountNotFound, InvalidInput
-from perpkit.positions import Health, Position, Side, project_funding
+from perpkit.positions import HEALTH_BY_CODE, Health, Position, Side, project_funding
 from perpkit.risk import LONG, SHORT
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import (
@@ -81,6 +83,8 @@ async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> t
     assert after.insurance_balance == market.insurance_balance + payout.insurance_credit - payout.insurance_paid
     assert after.pool_balance == market.pool_balance + payout.pool_credit
     book_after = await c.fetch_book(setup.market)
+    assert_live_is_walked(book)
+    assert_live_is_walked(book_after)
     live = book_after.live_mask()
     for slot in range(book.header.slots_used):
         if book.slots[slot]["status"] == 1 and book.live_mask()[slot]:
@@ -88,6 +92,13 @@ async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> t
             if slot not in cut:  # healthy positions are untouched
                 assert book_after.slots[slot].tobytes() == book.slots[slot].tobytes()
     return done, model
+
+
+def assert_live_is_walked(book: Book) -> None:
+    """The live slots (read from the open slots when nothing awaits collection) are the trees' leaves."""
+    for side in (LONG, SHORT):
+        assert sorted(book.live_slots(side).tolist()) == sorted(book.walked_slots(side).tolist())
+        assert sorted(book.live_by_side()[side].tolist()) == sorted(book.walked_slots(side).tolist())
 
 
 async def open_many(c: Client, setup: TradingSetup, orders: list[tuple[int, int, int, int]]) -> list[Position]:
@@ -157,6 +168,14 @@ async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruct
         assert {int(s): int(p) for s, p in zip(slots, prices, strict=True)} == {
             p.slot: by_slot[p.slot] for p in positions if p.side == side
         }
+    # and so is the health of every position (Book.health_codes), at every price level
+    for price in range(90 * UNIT, 111 * UNIT, UNIT):
+        health = {p.slot: dataclasses.replace(p, market=market).health(price) for p in positions}
+        for side in (LONG, SHORT):
+            slots = book.live_slots(side)
+            mm = market.params.maintenance_margin_bps
+            codes = book.health_codes(side, slots, price, market.funding_index(side), mm)
+            assert [HEALTH_BY_CODE[code] for code in codes.tolist()] == [health[int(s)] for s in slots]
     # a move down takes the high-leverage longs only
     done, _ = await liquidate_as_modelled(c, setup, 96 * UNIT)
     assert done is not None and done.batch.long_count > 0 and done.batch.short_count == 0
@@ -376,6 +395,8 @@ async def test_collect_garbage_is_bounded_per_call(perps_client: Client) -> None
     assert len(await collect_garbage(c, setup.market, max_nodes=1)) == items
     book = await c.fetch_book(setup.market)
     assert book.header.garbage == 0 and book.header.garbage_count == 0 and len(book.cut_slots()) == 0
+    assert_live_is_walked(book)
+    assert len(book.walked_slots(LONG)) == len(book.live_slots(LONG)) == 0  # the three went, and were collected
 
 
 async def test_liquidate_without_a_reward_account_says_so(perps_client: Client) -> None:

@@ -1,18 +1,24 @@
-"""Decoded accounts of the perps program: ``Market``, ``MarketParams``, ``Oracle``, ``BookHeader``.
+"""Decoded accounts of the perps program: ``Market``, ``MarketParams``, ``Oracle``, ``BookHeader``, ``User``.
 
 Field names are the IDL's (a test keeps them in step); decoding goes through
 the IDL's account coder (``perpkit.coder``), which checks the discriminator first.
+Many users at once (``getProgramAccounts``) are decoded in one numpy pass
+instead: :func:`decode_users` and :class:`UserTable`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from solders.pubkey import Pubkey
 
 from perpkit.errors import AccountDecodeError
 from perpkit.idl import perps_idl
+from perpkit.layout import account_dtype, discriminator_word
 
 PRICE_SCALE = 1_000_000
 """Prices have 6 implied decimals: ``1_000_000`` is 1.00 quote per base unit."""
@@ -229,6 +235,78 @@ def decode_user(address: Pubkey, data: bytes) -> User:
     refs = tuple(PositionRef(r["slot"], r["generation"]) for r in c["positions"])
     user: User = _build(User, address, c, positions=refs)
     return user
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """Many ``User`` accounts decoded at once: their addresses and one numpy record each.
+
+    ``records`` has the dtype :func:`perpkit.layout.account_dtype` ``("User")``
+    (fields as the IDL names them; ``positions`` is a ``(n, 32)`` array of
+    ``slot``/``generation`` records).  Build it with :func:`decode_users`.
+    """
+
+    addresses: tuple[Pubkey, ...]
+    records: NDArray[Any]
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    @property
+    def free_collateral(self) -> NDArray[np.uint64]:
+        return np.asarray(self.records["free_collateral"], dtype=np.uint64)
+
+    @property
+    def total_free_collateral(self) -> int:
+        """The sum of every user's free collateral, exactly (u64 words summed without wrapping)."""
+        free = self.free_collateral
+        return int((free >> np.uint64(32)).sum(dtype=np.uint64)) * 2**32 + int(
+            (free & np.uint64(0xFFFF_FFFF)).sum(dtype=np.uint64)
+        )
+
+    def open_refs(self) -> tuple[NDArray[np.intp], NDArray[np.uint32], NDArray[np.uint32]]:
+        """(user index, slot, generation) of every non-empty reference, users in order, each user's in order."""
+        refs = self.records["positions"]
+        users, which = np.nonzero(refs["slot"] != np.uint32(PositionRef.EMPTY))
+        return users, refs["slot"][users, which], refs["generation"][users, which]
+
+    def user(self, i: int) -> User:
+        """The ``User`` object of row ``i`` (the same as ``decode_user`` of its account)."""
+        r = self.records[i]
+        slots, generations = r["positions"]["slot"].tolist(), r["positions"]["generation"].tolist()
+        refs = tuple(PositionRef(s, g) for s, g in zip(slots, generations, strict=True))
+        return User(self.addresses[i], Pubkey.from_bytes(r["market"].tobytes()),
+                    Pubkey.from_bytes(r["owner"].tobytes()), int(r["free_collateral"]), int(r["bump"]),
+                    int(r["position_count"]), refs)  # fmt: skip
+
+    def users(self) -> list[User]:
+        return [self.user(i) for i in range(len(self))]
+
+
+def decode_users(accounts: Sequence[tuple[Pubkey, bytes | bytearray | memoryview]]) -> UserTable:
+    """Decode ``(address, data)`` pairs of ``User`` accounts (as ``getProgramAccounts`` returns them) in one pass.
+
+    Every size and discriminator is checked, vectorised; the first account
+    that is not a ``User`` is named in the :class:`AccountDecodeError`.
+    """
+    dtype = account_dtype("User")
+    addresses = tuple(address for address, _ in accounts)
+    datas = [data for _, data in accounts]
+    sizes = np.fromiter(map(len, datas), dtype=np.int64, count=len(datas))
+    good_size = sizes == dtype.itemsize
+    if good_size.all():
+        records = np.frombuffer(b"".join(datas), dtype=dtype)
+        bad = records["discriminator"] != discriminator_word("User")
+        if not bad.any():
+            return UserTable(addresses, records)
+    else:  # find the first account with a wrong size or a wrong discriminator, whichever comes first
+        heads = np.frombuffer(b"".join(bytes(d[:8]).ljust(8, b"\0") for d in datas), dtype="<u8")
+        bad = ~good_size | (heads != discriminator_word("User"))
+    first = int(np.argmax(bad))
+    data = datas[first]
+    if len(data) != dtype.itemsize:
+        raise AccountDecodeError(f"account {addresses[first]} is {len(data)} bytes, a User is {dtype.itemsize}")
+    raise AccountDecodeError(f"account {addresses[first]} is not a User (discriminator {bytes(data[:8]).hex()})")
 
 
 def decode_oracle(address: Pubkey, data: bytes) -> Oracle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from perpkit.errors import InvalidInput
+
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 
@@ -17,13 +19,13 @@ def b58encode(data: bytes) -> str:
 
 
 def b58decode(text: str) -> bytes:
-    """Decode; ValueError on a character outside the alphabet."""
+    """Decode; InvalidInput (a ValueError) on a character outside the alphabet."""
     n = 0
     for ch in text:
         try:
             n = n * 58 + _INDEX[ch]
         except KeyError:
-            raise ValueError(f"invalid base58 character {ch!r}") from None
+            raise InvalidInput(f"invalid base58 character {ch!r}") from None
     zeros = len(text) - len(text.lstrip("1"))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
     return b"\0" * zeros + body

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,6 +19,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
+from solders.sysvar import CLOCK
 
 from perpkit import instructions as ix
 from perpkit import pda, program_errors, spl_token
@@ -35,13 +36,15 @@ from perpkit.accounts import (
     decode_oracle,
     decode_user,
 )
-from perpkit.backends.base import Backend, ChainClock, TxResult
+from perpkit.backends.base import Backend, ChainClock, TxResult, clock_from_sysvar
 from perpkit.backends.litesvm import LiteSvmBackend
-from perpkit.book import Book
+from perpkit.book import Book, decode_slot, join_i128, slot_slice
+from perpkit.checks import require_pubkey
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed, program_error
+from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed
 from perpkit.idl import PROGRAM_ID
 from perpkit.positions import Position, Side, project_funding
+from perpkit.program_errors import program_error
 from perpkit.risk import params_problems
 from perpkit.runtime import Features
 
@@ -99,6 +102,7 @@ class Client:
         self.runtime_description = f"{backend.name} backend"
         """What runs the program: for the embedded runtime, the LiteSVM, its
         feature set and the perps build loaded (:mod:`perpkit.runtime`)."""
+        self._market_accounts: dict[Pubkey, MarketAccounts] = {}
         self.after_send: list[Callable[[], Awaitable[None]]] = []
         """Called after every transaction this client sends, whether it succeeded or failed
         (the tests check SPEC 7 conservation this way)."""
@@ -273,13 +277,32 @@ class Client:
 
     # -- accounts -----------------------------------------------------------
     async def _data(self, address: Pubkey, what: str) -> bytes:
-        account = await self.backend.get_account(address)
+        account = await self.backend.get_account(require_pubkey(address, f"{what} address"))
         if account is None:
             raise AccountNotFound(address, what)
         return bytes(account.data)
 
     async def fetch_market(self, address: Pubkey) -> Market:
-        return decode_market(address, await self._data(address, "market"))
+        market = decode_market(address, await self._data(address, "market"))
+        self._market_accounts[address] = MarketAccounts(market.book, market.oracle, market.vault, market.quote_mint)
+        return market
+
+    async def market_accounts(self, market: Pubkey) -> MarketAccounts:
+        """The accounts a market is bound to at creation (book, oracle, vault, mint): read once, then cached.
+
+        They never change after ``initialize_market``, so trading calls need
+        no read of the market to build their instructions."""
+        cached = self._market_accounts.get(market)
+        if cached is None:
+            await self.fetch_market(market)
+            cached = self._market_accounts[market]
+        return cached
+
+    async def _read_slot(self, book: Pubkey, slot: int) -> Any:
+        account = await self.backend.get_account(book, data_slice=slot_slice(slot))
+        if account is None:
+            raise AccountNotFound(book, "book")
+        return decode_slot(bytes(account.data))
 
     async def fetch_oracle(self, address: Pubkey) -> Oracle:
         return decode_oracle(address, await self._data(address, "oracle"))
@@ -430,7 +453,7 @@ class Client:
         address = self.user_address(market, owner)
         return decode_user(address, await self._data(address, "user account"))
 
-    async def _token_account(self, market: Market, owner: Pubkey, given: Pubkey | None) -> Pubkey:
+    async def _token_account(self, market: Market | MarketAccounts, owner: Pubkey, given: Pubkey | None) -> Pubkey:
         return given or spl_token.associated_token_address(owner, market.quote_mint)
 
     async def deposit(
@@ -438,7 +461,7 @@ class Client:
     ) -> TxResult:
         """Move ``amount`` quote atoms from the owner's token account (default: its ATA) to free collateral."""
         signer = owner or self.payer
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         source = await self._token_account(m, signer.pubkey(), token_account)
         instruction = ix.deposit(owner=signer.pubkey(), market=market, owner_token=source, vault=m.vault,
                                  amount=amount, program_id=self.program_id)  # fmt: skip
@@ -449,7 +472,7 @@ class Client:
     ) -> TxResult:
         """Move ``amount`` of free collateral back to the owner's token account (default: its ATA)."""
         signer = owner or self.payer
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         target = await self._token_account(m, signer.pubkey(), token_account)
         instruction = ix.withdraw(owner=signer.pubkey(), market=market, owner_token=target, vault=m.vault,
                                   amount=amount, program_id=self.program_id)  # fmt: skip
@@ -460,7 +483,7 @@ class Client:
         self, market: Pubkey, amount: int, admin: Keypair | None, token_account: Pubkey | None, pool: bool
     ) -> TxResult:
         signer = admin or self.payer
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         source = await self._token_account(m, signer.pubkey(), token_account)
         build = ix.fund_pool if pool else ix.fund_insurance
         instruction = build(admin=signer.pubkey(), market=market, admin_token=source, vault=m.vault,
@@ -500,7 +523,7 @@ class Client:
 
     async def update_funding(self, market: Pubkey) -> TxResult:
         """Permissionless: read the oracle and bring funding up to date."""
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         return await self.send([ix.update_funding(market=market, oracle=m.oracle, program_id=self.program_id)])
 
     # -- trading --------------------------------------------------------------------
@@ -521,14 +544,22 @@ class Client:
         (default: none).
         """
         signer = owner or self.payer
-        m = await self.fetch_market(market)
+        links = await self.market_accounts(market)
         limit = worst_price if worst_price is not None else (U64_MAX if side == Side.LONG else 0)
-        instruction = ix.open_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
+        instruction = ix.open_position(owner=signer.pubkey(), market=market, book=links.book, oracle=links.oracle,
                                        side=int(side), size=size, collateral=collateral, worst_price=limit,
                                        program_id=self.program_id)  # fmt: skip
         result = await self.send([instruction], [signer])
         ref = self._returned_ref(result)
-        return await self.fetch_position(market, ref.slot, owner=signer.pubkey())
+        # The new position from its slot alone (one dataSlice of the book, never the whole
+        # book), and the market and clock in one getMultipleAccounts to project funding.
+        market_account, clock = await self.backend.get_multiple_accounts([market, CLOCK])
+        if market_account is None or clock is None:
+            raise AccountNotFound(market, "market")
+        decoded = decode_market(market, bytes(market_account.data))
+        m = project_funding(decoded, clock_from_sysvar(bytes(clock.data)).unix_timestamp)
+        slot = await self._read_slot(links.book, ref.slot)
+        return _slot_position(m, ref.slot, slot, liquidated=False, owner=signer.pubkey())
 
     def _returned_ref(self, result: TxResult) -> PositionRef:
         """The new position's reference, from ``open_position``'s return data."""
@@ -544,12 +575,12 @@ class Client:
         """Close ``position``; PnL, funding and fee settle into free collateral."""
         signer = owner or self.payer
         ref = _ref(position)
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         if worst_price is None:
             if isinstance(position, Position):
                 side = position.side
-            else:
-                side = int((await self.fetch_book(market)).slots[ref.slot]["side"])
+            else:  # one slot of the book, not the book
+                side = int((await self._read_slot(m.book, ref.slot))["side"])
             worst_price = U64_MAX if side == Side.SHORT else 0
         instruction = ix.close_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
                                         position=ref, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
@@ -560,7 +591,7 @@ class Client:
     ) -> TxResult:
         signer = owner or self.payer
         ref = _ref(position)
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=ref, amount=amount,
                                     program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
@@ -570,7 +601,7 @@ class Client:
     ) -> TxResult:
         signer = owner or self.payer
         ref = _ref(position)
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         instruction = ix.remove_margin(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
                                        position=ref, amount=amount, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction], [signer])
@@ -578,7 +609,7 @@ class Client:
     async def clear_position(self, market: Pubkey, owner: Pubkey, position: PositionLike) -> TxResult:
         """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
         ref = _ref(position)
-        m = await self.fetch_market(market)
+        m = await self.market_accounts(market)
         instruction = ix.clear_position(market=market, user=self.user_address(market, owner), book=m.book,
                                         position=ref, program_id=self.program_id)  # fmt: skip
         return await self.send([instruction])
@@ -611,6 +642,32 @@ class Client:
                 position = replace(position, generation=ref.generation, liquidated=True)
             found.append(position)
         return found
+
+
+@dataclass(frozen=True)
+class MarketAccounts:
+    """The accounts a market is bound to for life."""
+
+    book: Pubkey
+    oracle: Pubkey
+    vault: Pubkey
+    quote_mint: Pubkey
+
+
+def _slot_position(market: Market, slot: int, s: Any, *, liquidated: bool, owner: Pubkey | None) -> Position:
+    return Position(
+        market=market,
+        slot=slot,
+        generation=int(s["generation"]),
+        side=int(s["side"]),
+        size=int(s["size"]),
+        collateral=int(s["collateral"]),
+        entry_price=int(s["entry_price"]),
+        funding_at_open=join_i128(s["funding_at_open_lo"], s["funding_at_open_hi"]),
+        key=join_i128(s["key_lo"], s["key_hi"]),
+        liquidated=liquidated,
+        owner=owner,
+    )
 
 
 def _position(market: Market, book: Book, slot: int, live: Any, owner: Pubkey | None) -> Position:

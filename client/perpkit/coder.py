@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 import construct as cs
 from solders.pubkey import Pubkey
 
-from perpkit.errors import AccountDecodeError, DecodeError, InvalidInput, UnsupportedIdlType
+from perpkit.errors import AccountDecodeError, DecodeError, InvalidInput, UnknownIdlName, UnsupportedIdlType
 
 Layout: TypeAlias = Any
 """A ``construct`` layout (construct has no type hints of its own)."""
@@ -186,7 +186,7 @@ class InstructionCoder:
 
     def discriminator(self, name: str) -> bytes:
         if name not in self._discriminators:
-            raise KeyError(f"the IDL has no instruction {name!r}")
+            raise UnknownIdlName(f"the IDL has no instruction {name!r}")
         return self._discriminators[name]
 
     def encode(self, name: str, args: Mapping[str, Any]) -> bytes:
@@ -212,7 +212,7 @@ class AccountCoder:
 
     def discriminator(self, name: str) -> bytes:
         if name not in self._discriminators:
-            raise KeyError(f"the IDL has no account {name!r}")
+            raise UnknownIdlName(f"the IDL has no account {name!r}")
         return self._discriminators[name]
 
     def decode(self, name: str, data: bytes) -> dict[str, Any]:
@@ -251,7 +251,7 @@ class EventCoder:
 
     def encode(self, name: str, values: Mapping[str, Any]) -> bytes:
         if name not in self._discriminators:
-            raise KeyError(f"the IDL has no event {name!r}")
+            raise UnknownIdlName(f"the IDL has no event {name!r}")
         return self._discriminators[name] + self._types.encode(name, values)
 
     def decode(self, data: bytes) -> Event | None:

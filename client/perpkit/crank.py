@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from perpkit import instructions as ix
 from perpkit import program_errors, risk
-from perpkit.accounts import Market, PositionRef, account_size, decode_user
+from perpkit.accounts import Market, PositionRef, account_size, decode_users
 from perpkit.backends.base import TxResult
 from perpkit.book import Book
 from perpkit.client import Client
@@ -71,30 +71,21 @@ def decode_batches(logs: list[str]) -> list[LiquidationBatch]:
     ]
 
 
-def _split_i128(value: int) -> tuple[int, int]:
-    """(signed high word, unsigned low word) of a 128-bit value, as the book stores keys."""
-    return value >> 64, value & (2**64 - 1)
-
-
-def find_liquidatable(book: Book, market: Market, index_price: int) -> dict[int, NDArray[np.uint32]]:
+def find_liquidatable(
+    book: Book, market: Market, index_price: int, live: dict[int, NDArray[np.uint32]] | None = None
+) -> dict[int, NDArray[np.uint32]]:
     """Live positions per side (``risk.LONG``/``risk.SHORT``) that ``liquidate`` would cut at ``index_price``.
 
     Vectorised over the whole book: the funding-free keys are compared with
     each side's threshold as two 64-bit words.  ``market`` should have its
     funding brought forward (``project_funding``) to when the liquidation runs.
+    ``live`` may give each side's live slots (``book.live_slots``) when the caller has them already.
     """
     found: dict[int, NDArray[np.uint32]] = {}
     for side in (risk.LONG, risk.SHORT):
-        slots = book.live_slots(side)
+        slots = book.live_slots(side) if live is None else live[side]
         threshold = risk.threshold(side, index_price, market.funding_index(side), market.params.maintenance_margin_bps)
-        t_hi, t_lo = _split_i128(threshold)
-        hi = book.slots["key_hi"][slots]
-        lo = book.slots["key_lo"][slots]
-        if side == risk.LONG:  # key > threshold
-            mask = (hi > t_hi) | ((hi == t_hi) & (lo > np.uint64(t_lo)))
-        else:  # key < threshold
-            mask = (hi < t_hi) | ((hi == t_hi) & (lo < np.uint64(t_lo)))
-        found[side] = slots[np.asarray(mask, dtype=bool)]
+        found[side] = slots[book.liquidatable(side, slots, threshold)]
     return found
 
 
@@ -169,20 +160,23 @@ async def clear_liquidated(
     users = await client.backend.get_program_accounts(
         client.program_id, data_size=account_size("User"), memcmp=[(0, disc), (8, bytes(market))]
     )
+    table = decode_users([(address, account.data) for address, account in users])
+    owners, ref_slots, ref_generations = table.open_refs()
+    in_book = np.flatnonzero(ref_slots < book.header.capacity)
+    live_ref = np.zeros(len(ref_slots), dtype=bool)
+    held = ref_slots[in_book]
+    live_ref[in_book] = (book.slots["generation"][held] == ref_generations[in_book]) & live[held]
     cleared = []
-    for address, account in users:
-        user = decode_user(address, bytes(account.data))
-        for ref in user.open_refs:
-            if ref.slot < book.header.capacity and int(book.slots[ref.slot]["generation"]) == ref.generation \
-                    and live[ref.slot]:  # fmt: skip
-                continue
-            clear = ix.clear_position(market=market, user=address, book=book_address, position=ref,
-                                      program_id=client.program_id)  # fmt: skip
-            try:
-                await client.send([clear])
-            except program_errors.PositionNotFound:
-                continue  # cleared by somebody else since the read
-            cleared.append((address, ref))
+    for i in np.flatnonzero(~live_ref).tolist():
+        address = table.addresses[int(owners[i])]
+        ref = PositionRef(int(ref_slots[i]), int(ref_generations[i]))
+        clear = ix.clear_position(market=market, user=address, book=book_address, position=ref,
+                                  program_id=client.program_id)  # fmt: skip
+        try:
+            await client.send([clear])
+        except program_errors.PositionNotFound:
+            continue  # cleared by somebody else since the read
+        cleared.append((address, ref))
     return cleared
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from perpkit import risk
 from perpkit.accounts import Market, MarketParams
 from perpkit.book import Book
-from perpkit.risk import LONG, RiskError, Terms
+from perpkit.errors import RiskError
+from perpkit.risk import LONG, Terms
 
 
 @dataclass(frozen=True)

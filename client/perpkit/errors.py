@@ -1,9 +1,13 @@
-"""Exceptions raised by perpkit.
+"""Exceptions raised by perpkit: every exception the SDK raises to its users is defined here.
 
-Every failure is a :class:`PerpkitError`.  A transaction the chain refused is a
-:class:`TransactionFailed`; when our program refused it, the exception is the
-:class:`ProgramError` subclass named after the IDL error (``perpkit.program_errors``),
-so callers can write ``except program_errors.Unauthorized``.
+Every failure is a :class:`PerpkitError`, whichever backend ran it: the same
+cause raises the same class on the embedded runtime and over JSON-RPC.  A
+transaction the chain refused is a :class:`TransactionFailed`; when our
+program refused it, the exception is the :class:`ProgramError` subclass named
+after the IDL error (``perpkit.program_errors``, generated, which also holds
+the code-to-class map and :func:`perpkit.program_errors.program_error`), so
+callers can write ``except program_errors.Unauthorized``.  This module does not
+import ``program_errors``; ``program_errors`` imports this one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ class AccountNotFound(PerpkitError):
         super().__init__(f"{what} {address} does not exist")
 
 
+class UnknownIdlName(PerpkitError, KeyError):
+    """The IDL has no instruction, account, type, event or constant of that name."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class UnsupportedIdlType(PerpkitError, TypeError):
     """The IDL uses a type with no fixed borsh layout (Vec, Option, String, an enum...): the coder refuses it."""
 
@@ -54,6 +65,41 @@ class ClockControlUnsupported(PerpkitError):
     """The backend cannot move the cluster clock (for example a public RPC endpoint)."""
 
 
+class ToolNotFound(PerpkitError):
+    """A command-line tool perpkit needs is not installed."""
+
+
+class RpcUnavailable(PerpkitError):
+    """The endpoint kept failing with transient errors past the retry budget."""
+
+
+class RpcProtocolError(PerpkitError):
+    """The endpoint answered something that is not a valid Solana JSON-RPC response."""
+
+
+class RpcRequestFailed(PerpkitError):
+    """The endpoint answered a request with a JSON-RPC error (not a transient one).
+
+    ``response`` is the error as solana-py parsed it (a ``solders.rpc.errors`` message), when it did.
+    """
+
+    def __init__(self, message: str, response: object = None) -> None:
+        self.response = response
+        super().__init__(message)
+
+
+class RiskError(PerpkitError):
+    """An input the program refuses, found by the Python risk model; ``error_name`` is the IDL error it returns."""
+
+    def __init__(self, error_name: str, detail: str = "") -> None:
+        self.error_name = error_name
+        super().__init__(f"{error_name}{': ' + detail if detail else ''}")
+
+
+class ConservationError(PerpkitError, AssertionError):
+    """SPEC 7 does not hold: the vault's tokens differ from the sum of what they back."""
+
+
 class TransactionFailed(PerpkitError):
     """The chain refused a transaction for a reason other than one of our program's errors."""
 
@@ -66,6 +112,18 @@ class TransactionFailed(PerpkitError):
     def _describe(self) -> str:
         tail = f"; last log: {self.logs[-1]}" if self.logs else ""
         return f"transaction failed: {self.error}{tail}"
+
+
+class AirdropFailed(TransactionFailed):
+    """The faucet (LiteSVM's, or the endpoint's ``requestAirdrop``) did not credit the lamports asked for."""
+
+    def __init__(self, address: object, lamports: int, reason: str, signature: str | None = None) -> None:
+        self.address = address
+        self.lamports = lamports
+        super().__init__(reason, (), signature)
+
+    def _describe(self) -> str:
+        return f"airdrop of {self.lamports} lamports to {self.address} failed: {self.error}"
 
 
 _CAUSED_BY = re.compile(r"AnchorError caused by account: (\w+)\.")
@@ -114,18 +172,3 @@ class UnknownProgramError(ProgramError):
     ) -> None:
         self.code = code
         super().__init__(logs, signature, instruction_index)
-
-
-def program_error(
-    code: int,
-    logs: Sequence[str] = (),
-    signature: str | None = None,
-    instruction_index: int | None = None,
-) -> ProgramError:
-    """The exception for custom error ``code`` of the perps program."""
-    from perpkit.program_errors import ERRORS_BY_CODE
-
-    cls = ERRORS_BY_CODE.get(code)
-    if cls is None:
-        return UnknownProgramError(code, logs, signature, instruction_index)
-    return cls(logs, signature, instruction_index)

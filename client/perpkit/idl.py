@@ -11,6 +11,7 @@ from typing import Any
 from solders.pubkey import Pubkey
 
 from perpkit.coder import AccountCoder, EventCoder, InstructionCoder, TypeCoder
+from perpkit.errors import UnknownIdlName
 from perpkit.resources import idl_path
 
 
@@ -43,7 +44,7 @@ class PerpsIdl:
         for ix in self.raw["instructions"]:
             if ix["name"] == name:
                 return dict(ix)
-        raise KeyError(f"the IDL has no instruction {name!r}")
+        raise UnknownIdlName(f"the IDL has no instruction {name!r}")
 
     def instruction_accounts(self, name: str) -> list[IdlAccountItem]:
         return [
@@ -60,19 +61,19 @@ class PerpsIdl:
         for t in self.raw["types"]:
             if t["name"] == name:
                 return dict(t)
-        raise KeyError(f"the IDL has no type {name!r}")
+        raise UnknownIdlName(f"the IDL has no type {name!r}")
 
     def constant(self, name: str) -> int:
         for c in self.raw.get("constants", []):
             if c["name"] == name:
                 return int(c["value"])
-        raise KeyError(f"the IDL has no constant {name!r}")
+        raise UnknownIdlName(f"the IDL has no constant {name!r}")
 
     def account_discriminator(self, name: str) -> bytes:
         for a in self.raw["accounts"]:
             if a["name"] == name:
                 return bytes(a["discriminator"])
-        raise KeyError(f"the IDL has no account {name!r}")
+        raise UnknownIdlName(f"the IDL has no account {name!r}")
 
 
 def load_idl(path: Path | None = None) -> PerpsIdl:

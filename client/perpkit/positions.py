@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from solders.pubkey import Pubkey
 
@@ -17,8 +18,8 @@ from perpkit import risk
 from perpkit.accounts import Market
 
 LONG, SHORT = risk.LONG, risk.SHORT
-WARNING_FRACTION = 0.8
-"""Warning once the index has covered this fraction of the way from entry to the liquidation price."""
+WARNING_FRACTION = Fraction(4, 5)
+"""Warning once the index has covered this fraction of the way from entry to the liquidation price (exact)."""
 
 
 class Side(enum.IntEnum):
@@ -30,6 +31,10 @@ class Health(enum.Enum):
     HEALTHY = "healthy"
     WARNING = "warning"
     LIQUIDATABLE = "liquidatable"
+
+
+HEALTH_BY_CODE = (Health.HEALTHY, Health.WARNING, Health.LIQUIDATABLE)
+"""``Health`` of each code of ``Book.health_codes`` (the vectorised health of a whole book)."""
 
 
 def project_funding(market: Market, now: int) -> Market:
@@ -110,7 +115,9 @@ class Position:
         return risk.is_liquidatable(self.terms, price, self.funding_index, self.market.params.maintenance_margin_bps)
 
     def health(self, price: int) -> Health:
-        """Liquidatable, warning (80% of the way from entry to the liquidation price), or healthy."""
+        """Liquidatable, warning (80% of the way from entry to the liquidation price), or healthy.
+
+        Exact (no float); ``Book.health_codes`` gives the same for every position of a book at once."""
         if self.liquidated or self.is_liquidatable(price):
             return Health.LIQUIDATABLE
         lp = self.liquidation_price()

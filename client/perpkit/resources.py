@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from perpkit.errors import InvalidInput
+
 _PACKAGE = Path(__file__).resolve().parent
 _SOURCE_ROOT = _PACKAGE.parents[1]
 
@@ -32,6 +34,6 @@ def program_path(sbpf_version: int = 3) -> Path:
     LiteSVM runs.
     """
     if sbpf_version not in PROGRAM_FILES:
-        raise ValueError(f"there is no SBPFv{sbpf_version} build of the perps program: use 3 or 0")
+        raise InvalidInput(f"there is no SBPFv{sbpf_version} build of the perps program: use 3 or 0")
     name = PROGRAM_FILES[sbpf_version]
     return _find(name, f"fixtures/{name}")

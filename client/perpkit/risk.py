@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from perpkit.errors import RiskError as RiskError  # defined in perpkit.errors, re-exported here
+
 B = 10**6
 """Base atoms per whole base unit."""
 BPS = 10**4
@@ -25,14 +27,6 @@ LONG, SHORT = 0, 1
 U64_MAX = 2**64 - 1
 I128_MAX = 2**127 - 1
 I128_MIN = -(2**127)
-
-
-class RiskError(Exception):
-    """An input the program refuses; ``error_name`` is the IDL error it returns."""
-
-    def __init__(self, error_name: str, detail: str = "") -> None:
-        self.error_name = error_name
-        super().__init__(f"{error_name}{': ' + detail if detail else ''}")
 
 
 def ceil_div(n: int, d: int) -> int:
@@ -265,11 +259,15 @@ def liquidatable(side: int, key_value: int, threshold_value: int) -> bool:
 
 def liquidation_price(t: Terms, funding_index: int, mm_bps: int) -> int:
     """A long is liquidatable below this price, a short above it."""
-    k = key(t)
+    return key_liquidation_price(t.side, key(t), funding_index, mm_bps)
+
+
+def key_liquidation_price(side: int, key_value: int, funding_index: int, mm_bps: int) -> int:
+    """The liquidation price of a position of ``side`` with the key ``key_value`` (``perpkit.book`` vectorises it)."""
     scaled_index = _i128(funding_index * BPS)
-    if t.side == LONG:
-        return _i128(ceil_div(_i128(k + scaled_index), FS * (BPS - mm_bps)))
-    return _i128(_i128(k - scaled_index) // (FS * (BPS + mm_bps)))
+    if side == LONG:
+        return _i128(ceil_div(_i128(key_value + scaled_index), FS * (BPS - mm_bps)))
+    return _i128(_i128(key_value - scaled_index) // (FS * (BPS + mm_bps)))
 
 
 def pnl(t: Terms, price: int) -> int:

@@ -8,6 +8,8 @@ from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
 
+from perpkit.errors import AccountDecodeError
+
 # spl.token.instructions is imported where it is used, not here: on solana-py
 # 0.41 it pulls in pydantic models, 0.12 s of every `import perpkit` for
 # builders that only set-up code and the token-account address need.
@@ -78,5 +80,5 @@ def mint_to_instruction(*, mint: Pubkey, destination: Pubkey, authority: Pubkey,
 def token_amount(data: bytes) -> int:
     """The ``amount`` of an SPL token account's data."""
     if len(data) < TOKEN_ACCOUNT_SIZE:
-        raise ValueError(f"{len(data)} bytes is not an SPL token account")
+        raise AccountDecodeError(f"{len(data)} bytes is not an SPL token account")
     return int.from_bytes(data[64:72], "little")

@@ -9,8 +9,9 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from perpkit.accounts import MarketParams, account_size, decode_user
+from perpkit.accounts import MarketParams, account_size, decode_users
 from perpkit.client import Client
+from perpkit.errors import ConservationError as ConservationError  # defined in perpkit.errors, re-exported here
 from perpkit.errors import InvalidInput
 from perpkit.idl import perps_idl
 
@@ -101,10 +102,6 @@ async def setup_market(
     return MarketSetup(market=market, oracle=oracle, quote_mint=mint)
 
 
-class ConservationError(AssertionError):
-    """SPEC 7 does not hold: the vault's tokens differ from the sum of what they back."""
-
-
 @dataclass(frozen=True)
 class Conservation:
     """Both sides of SPEC 7, summed over the accounts themselves (not the market's running totals)."""
@@ -130,7 +127,7 @@ async def conservation(client: Client, market: Pubkey) -> Conservation:
         data_size=account_size("User"),
         memcmp=[(0, idl.account_discriminator("User")), (8, bytes(market))],
     )
-    free = sum(decode_user(address, bytes(account.data)).free_collateral for address, account in users)
+    free = decode_users([(address, account.data) for address, account in users]).total_free_collateral
     book = await client.fetch_book(market)
     live = book.live_mask()
     positions = int(book.slots["collateral"][live].sum(dtype=object))

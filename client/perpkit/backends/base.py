@@ -7,6 +7,7 @@ scenario runs on the embedded LiteSVM runtime, on the localnet server, on
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,6 +17,8 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_status import TransactionReturnData
+
+from perpkit.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,21 @@ class TxResult:
         return self.error is None
 
 
+DataSlice = tuple[int, int]
+"""(offset, length) of the bytes to read from an account's data, as the RPC's ``dataSlice``."""
+
+
+def slice_account(account: Account, data_slice: DataSlice | None) -> Account:
+    """``account`` with only ``data_slice`` of its data (past the end: fewer bytes, as the RPC does)."""
+    if data_slice is None:
+        return account
+    offset, length = data_slice
+    if offset < 0 or length < 0:
+        raise InvalidInput(f"data_slice needs a non-negative offset and length, got {data_slice}")
+    data = bytes(account.data[offset : offset + length])
+    return Account(account.lamports, data, account.owner, account.executable, account.rent_epoch)
+
+
 def account_matches(account: Account, data_size: int | None, memcmp: Sequence[tuple[int, bytes]]) -> bool:
     """The getProgramAccounts filters: data size and bytes at offsets."""
     data = bytes(account.data)
@@ -85,15 +103,25 @@ class ChainClock:
     unix_timestamp: int
 
 
+def clock_from_sysvar(data: bytes) -> ChainClock:
+    """The Clock sysvar's slot and unix time from its 40 bytes (slot, epoch start, epoch, leader epoch, unix)."""
+    slot, _, _, _, unix = struct.unpack_from("<QqQQq", data)
+    return ChainClock(slot=slot, unix_timestamp=unix)
+
+
 class Backend(Protocol):
     """A chain that perpkit can read and send transactions to."""
 
     name: str
     supports_clock_control: bool
 
-    async def get_account(self, address: Pubkey) -> Account | None: ...
+    async def get_account(self, address: Pubkey, *, data_slice: DataSlice | None = None) -> Account | None:
+        """The account, or None; with ``data_slice`` (offset, length) only those bytes of its data are read."""
+        ...
 
-    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]: ...
+    async def get_multiple_accounts(
+        self, addresses: Sequence[Pubkey], *, data_slice: DataSlice | None = None
+    ) -> list[Account | None]: ...
 
     async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
         """Sign with ``signers`` (the first pays the fee) and execute; failures are returned, not raised."""
@@ -104,7 +132,12 @@ class Backend(Protocol):
     ) -> TxResult: ...
 
     async def get_program_accounts(
-        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+        self,
+        program_id: Pubkey,
+        *,
+        data_size: int | None = None,
+        memcmp: Sequence[tuple[int, bytes]] = (),
+        data_slice: DataSlice | None = None,
     ) -> list[tuple[Pubkey, Account]]:
         """Accounts owned by ``program_id`` with that data size and bytes at those offsets."""
         ...

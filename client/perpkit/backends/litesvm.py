@@ -16,7 +16,6 @@ from solders.account import Account
 from solders.clock import Clock
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
@@ -24,14 +23,17 @@ from solders.transaction_status import TransactionReturnData
 
 from perpkit.backends.base import (
     ChainClock,
+    DataSlice,
     ReturnData,
     TxError,
     TxResult,
     account_matches,
     return_data_from_solders,
+    slice_account,
 )
 from perpkit.backends.errors import tx_error_from_solders
-from perpkit.errors import InvalidInput
+from perpkit.checks import require_lamports, require_pubkey, signed_message
+from perpkit.errors import AirdropFailed
 from perpkit.runtime import Features, embedded_runtime, install_program, new_litesvm, programdata_address
 
 SLOT_MS = 400
@@ -90,26 +92,32 @@ class LiteSvmBackend:
         # A cluster purges accounts left with no lamports; LiteSVM keeps them.
         return account if account is not None and account.lamports > 0 else None
 
-    async def get_account(self, address: Pubkey) -> Account | None:
-        return self._account(address)
+    async def get_account(self, address: Pubkey, *, data_slice: DataSlice | None = None) -> Account | None:
+        account = self._account(address)
+        return None if account is None else slice_account(account, data_slice)
 
-    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
-        return [self._account(a) for a in addresses]
+    async def get_multiple_accounts(
+        self, addresses: Sequence[Pubkey], *, data_slice: DataSlice | None = None
+    ) -> list[Account | None]:
+        return [await self.get_account(a, data_slice=data_slice) for a in addresses]
 
     async def get_program_accounts(
-        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+        self,
+        program_id: Pubkey,
+        *,
+        data_size: int | None = None,
+        memcmp: Sequence[tuple[int, bytes]] = (),
+        data_slice: DataSlice | None = None,
     ) -> list[tuple[Pubkey, Account]]:
         found = []
         for address in sorted(self.known, key=bytes):
             account = self._account(address)
             if account is not None and account.owner == program_id and account_matches(account, data_size, memcmp):
-                found.append((address, account))
+                found.append((address, slice_account(account, data_slice)))
         return found
 
     def _transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> Transaction:
-        if not signers:
-            raise InvalidInput("a transaction needs at least one signer (the fee payer)")
-        message = Message(list(instructions), signers[0].pubkey())
+        message = signed_message(instructions, signers)  # InvalidInput unless signers are the ones it needs
         return Transaction(list(signers), message, self.svm.latest_blockhash())
 
     async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
@@ -132,10 +140,10 @@ class LiteSvmBackend:
         return self.svm.minimum_balance_for_rent_exemption(size)
 
     async def request_airdrop(self, address: Pubkey, lamports: int) -> None:
-        outcome = self.svm.airdrop(address, lamports)
+        outcome = self.svm.airdrop(require_pubkey(address, "airdrop address"), require_lamports(lamports))
         self.known.add(address)
         if isinstance(outcome, FailedTransactionMetadata):
-            raise RuntimeError(f"airdrop to {address} failed: {outcome.err()}")
+            raise AirdropFailed(address, lamports, tx_error_from_solders(outcome.err()).message)
 
     async def get_clock(self) -> ChainClock:
         clock = self.svm.get_clock()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,14 +36,21 @@ from solana.rpc.core import RPCException
 # solana-py 0.41 moved the option types to ``solana.rpc.models`` (pydantic,
 # keyword arguments only); 0.36, the anchorpy lane's, has them in ``types``.
 try:
-    from solana.rpc.models import MemcmpOpts, TxOpts  # type: ignore[import-not-found,unused-ignore]
+    from solana.rpc.models import (  # type: ignore[import-not-found,unused-ignore]
+        DataSliceOpts,
+        MemcmpOpts,
+        TxOpts,
+    )
 except ImportError:  # solana < 0.40
-    from solana.rpc.types import MemcmpOpts, TxOpts  # type: ignore[attr-defined,no-redef,unused-ignore]
+    from solana.rpc.types import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        DataSliceOpts,
+        MemcmpOpts,
+        TxOpts,
+    )
 from solders.account import Account
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage
 from solders.signature import Signature
@@ -51,24 +58,26 @@ from solders.sysvar import CLOCK
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_status import TransactionErrorFieldless
 
-from perpkit.backends.base import ChainClock, TxError, TxResult, return_data_from_solders
+from perpkit.backends.base import ChainClock, DataSlice, TxError, TxResult, clock_from_sysvar, return_data_from_solders
 from perpkit.backends.errors import tx_error_from_solders
 from perpkit.base58 import b58encode
-from perpkit.errors import ClockControlUnsupported, PerpkitError, TransactionFailed
+from perpkit.checks import require_lamports, require_pubkey, signed_message
+from perpkit.errors import (
+    AirdropFailed,
+    ClockControlUnsupported,
+    InvalidInput,
+    PerpkitError,
+    RpcRequestFailed,
+    TransactionFailed,
+)
+from perpkit.errors import RpcProtocolError as RpcProtocolError  # defined in perpkit.errors, re-exported here
+from perpkit.errors import RpcUnavailable as RpcUnavailable
 
 T = TypeVar("T")
 
 # solders orders TransactionConfirmationStatus the same way (int() gives 0, 1, 2)
 _RANK = {"processed": 0, "confirmed": 1, "finalized": 2}
 _TRANSIENT_HTTP = {429, 502, 503, 504}
-
-
-class RpcUnavailable(PerpkitError):
-    """The endpoint kept failing with transient errors past the retry budget."""
-
-
-class RpcProtocolError(PerpkitError):
-    """The endpoint answered something that is not a valid Solana JSON-RPC response."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,21 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2**attempt) * (0.75 + 0.5 * random.random()))
+
+
+def _slice_opts(data_slice: DataSlice | None) -> DataSliceOpts | None:
+    if data_slice is None:
+        return None
+    offset, length = data_slice
+    if offset < 0 or length < 0:
+        raise InvalidInput(f"data_slice needs a non-negative offset and length, got {data_slice}")
+    return DataSliceOpts(offset=offset, length=length)
+
+
+def _rpc_message(response: object) -> str:
+    """The text of a JSON-RPC error as solana-py parsed it (``InternalErrorMessage { message: ... }``)."""
+    message = getattr(response, "message", None)
+    return str(message) if message is not None else str(response)
 
 
 def _kind(exc: BaseException) -> set[str]:
@@ -117,9 +141,12 @@ class RpcBackend:
         skip_preflight: bool = False,
         poll_interval: float = 0.05,
         confirm_timeout: float = 90.0,
+        blockhash_max_age: float = 20.0,
     ) -> None:
+        """``blockhash_max_age``: seconds a fetched blockhash is reused for new transactions
+        (a cluster accepts one for about 60 s); 0 fetches one per transaction."""
         if commitment not in _RANK:
-            raise ValueError(f"commitment must be processed, confirmed or finalized, not {commitment!r}")
+            raise InvalidInput(f"commitment must be processed, confirmed or finalized, not {commitment!r}")
         self.url = url
         self.commitment = commitment
         self.client = AsyncClient(url, commitment=Commitment(commitment), timeout=timeout)
@@ -129,6 +156,9 @@ class RpcBackend:
         self.poll_interval = poll_interval
         self.confirm_timeout = confirm_timeout
         self.supports_clock_control = False
+        self.blockhash_max_age = blockhash_max_age
+        self._cached_blockhash: tuple[Hash, int, float] | None = None
+        self._signed_with_cached: set[Signature] = set()
         self._send_options = TxOpts(
             skip_confirmation=True, skip_preflight=skip_preflight, preflight_commitment=Commitment(commitment)
         )
@@ -162,6 +192,9 @@ class RpcBackend:
                 if not _transient(exc) or attempt == self.retry.attempts - 1:
                     if _transient(exc):
                         raise RpcUnavailable(f"{self.url}: still failing after {attempt + 1} attempts: {exc}") from exc
+                    if isinstance(exc, RPCException):  # the endpoint's JSON-RPC error, as a perpkit error
+                        response = exc.args[0] if exc.args else None
+                        raise RpcRequestFailed(f"{self.url}: {_rpc_message(response)}", response) from exc
                     raise
                 await asyncio.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
@@ -185,29 +218,43 @@ class RpcBackend:
         return bool(error.get("code") != -32601 and ("error" in answer or "result" in answer))
 
     # -- reads ---------------------------------------------------------------
-    async def get_account(self, address: Pubkey) -> Account | None:
-        response = await self._with_retries(lambda: self.client.get_account_info(address, encoding="base64"))
+    async def get_account(self, address: Pubkey, *, data_slice: DataSlice | None = None) -> Account | None:
+        opts = _slice_opts(data_slice)
+        response = await self._with_retries(
+            lambda: self.client.get_account_info(address, encoding="base64", data_slice=opts)
+        )
         account = response.value
         return account if account is not None and account.lamports > 0 else None
 
-    async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+    async def get_multiple_accounts(
+        self, addresses: Sequence[Pubkey], *, data_slice: DataSlice | None = None
+    ) -> list[Account | None]:
+        opts = _slice_opts(data_slice)
         found: list[Account | None] = []
         for start in range(0, len(addresses), 100):
             chunk = list(addresses[start : start + 100])
-            response = await self._with_retries(lambda c=chunk: self.client.get_multiple_accounts(c, encoding="base64"))  # type: ignore[misc]
+            response = await self._with_retries(
+                lambda c=chunk: self.client.get_multiple_accounts(c, encoding="base64", data_slice=opts)  # type: ignore[misc]
+            )
             found.extend(a if a is not None and a.lamports > 0 else None for a in response.value)
         return found
 
     async def get_program_accounts(
-        self, program_id: Pubkey, *, data_size: int | None = None, memcmp: Sequence[tuple[int, bytes]] = ()
+        self,
+        program_id: Pubkey,
+        *,
+        data_size: int | None = None,
+        memcmp: Sequence[tuple[int, bytes]] = (),
+        data_slice: DataSlice | None = None,
     ) -> list[tuple[Pubkey, Account]]:
         filters: list[int | MemcmpOpts] = [
             MemcmpOpts(offset=offset, bytes=b58encode(wanted)) for offset, wanted in memcmp
         ]
         if data_size is not None:
             filters.append(data_size)
+        opts = _slice_opts(data_slice)
         response = await self._with_retries(
-            lambda: self.client.get_program_accounts(program_id, encoding="base64", filters=filters)
+            lambda: self.client.get_program_accounts(program_id, encoding="base64", filters=filters, data_slice=opts)
         )
         return [(keyed.pubkey, keyed.account) for keyed in response.value if keyed.account.lamports > 0]
 
@@ -219,8 +266,7 @@ class RpcBackend:
         account = await self.get_account(CLOCK)
         if account is None:
             raise PerpkitError(f"{self.url}: the Clock sysvar is missing")
-        slot, _, _, _, unix = struct.unpack_from("<QqQQq", bytes(account.data))
-        return ChainClock(slot=slot, unix_timestamp=unix)
+        return clock_from_sysvar(bytes(account.data))
 
     async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
         if not self.supports_clock_control:
@@ -235,16 +281,41 @@ class RpcBackend:
         response = await self._with_retries(self.client.get_latest_blockhash)
         return response.value.blockhash, response.value.last_valid_block_height
 
+    async def _recent_blockhash(self, *, fresh: bool = False) -> tuple[Hash, int]:
+        """A blockhash for a new transaction: the cached one while younger than ``blockhash_max_age``.
+
+        Saves a getLatestBlockhash per transaction (one call in five of an
+        open/close pair); the caller asks for a fresh one when the cached one
+        would sign a transaction identical to one already sent (same
+        signature: the cluster would take it for a duplicate)."""
+        now = time.monotonic()
+        cached = self._cached_blockhash
+        if not fresh and cached is not None and now - cached[2] < self.blockhash_max_age:
+            return cached[0], cached[1]
+        blockhash, last_valid = await self._blockhash()
+        if cached is None or blockhash != cached[0]:
+            self._signed_with_cached.clear()
+        self._cached_blockhash = (blockhash, last_valid, now)
+        return blockhash, last_valid
+
     async def request_airdrop(self, address: Pubkey, lamports: int) -> None:
-        response = await self._with_retries(lambda: self.client.request_airdrop(address, lamports))
+        require_pubkey(address, "airdrop address")
+        require_lamports(lamports)
+        try:
+            response = await self._with_retries(lambda: self.client.request_airdrop(address, lamports))
+        except RpcRequestFailed as exc:  # the faucet refused (rate limit, rent, empty faucet...)
+            raise AirdropFailed(address, lamports, _rpc_message(exc.response).removeprefix("airdrop failed: ")) from exc
         _, last_valid = await self._blockhash()
         status = await self._confirm(response.value, last_valid)
-        if status is None or status[1] is not None:
-            raise TransactionFailed(f"airdrop of {lamports} lamports to {address} did not land")
+        if status is None:
+            raise AirdropFailed(address, lamports, "the transaction did not land", str(response.value))
+        if status[1] is not None:
+            raise AirdropFailed(address, lamports, tx_error_from_solders(status[1]).message, str(response.value))
 
     async def simulate_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        message = signed_message(instructions, signers)  # InvalidInput unless signers are the ones it needs
         blockhash, _ = await self._blockhash()
-        tx = Transaction(list(signers), Message(list(instructions), signers[0].pubkey()), blockhash)
+        tx = Transaction(list(signers), message, blockhash)
         versioned = VersionedTransaction.from_legacy(tx)  # solana-py 0.41 takes only versioned ones
         response = await self._with_retries(lambda: self.client.simulate_transaction(versioned, sig_verify=False))
         value = response.value
@@ -258,17 +329,20 @@ class RpcBackend:
         )
 
     async def send_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
-        if not signers:
-            raise ValueError("a transaction needs at least one signer (the fee payer)")
+        message = signed_message(instructions, signers)  # InvalidInput unless signers are the ones it needs
         for attempt in range(self.retry.attempts):
-            blockhash, last_valid = await self._blockhash()
-            tx = Transaction(list(signers), Message(list(instructions), signers[0].pubkey()), blockhash)
+            blockhash, last_valid = await self._recent_blockhash(fresh=attempt > 0)
+            tx = Transaction(list(signers), message, blockhash)
+            if tx.signatures[0] in self._signed_with_cached:  # the same transaction again: sign a fresh one
+                blockhash, last_valid = await self._recent_blockhash(fresh=True)
+                tx = Transaction(list(signers), message, blockhash)
             signature = tx.signatures[0]
+            self._signed_with_cached.add(signature)
             raw = bytes(tx)
             try:
                 await self._with_retries(lambda r=raw: self.client.send_raw_transaction(r, self._send_options))  # type: ignore[misc]
-            except RPCException as exc:
-                failure = exc.args[0] if exc.args else None
+            except RpcRequestFailed as exc:
+                failure = exc.response
                 if not isinstance(failure, SendTransactionPreflightFailureMessage):
                     raise TransactionFailed(str(failure)) from exc
                 sim = failure.data

@@ -34,6 +34,10 @@ class LocalnetServer:
         self.host = host
         self.port = port
         self.requests = 0
+        self.response_bytes = 0
+        """Bytes of JSON the server has answered with (what clients downloaded, HTTP headers aside)."""
+        self.calls: dict[str, int] = {}
+        """JSON-RPC calls served, by method."""
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -70,7 +74,9 @@ class LocalnetServer:
         answer = self.handle_body(body)
         if answer is None:
             return web.Response(status=204)
-        return web.Response(text=json.dumps(answer), content_type="application/json")
+        text = json.dumps(answer)
+        self.response_bytes += len(text)
+        return web.Response(text=text, content_type="application/json")
 
     def handle_body(self, body: bytes) -> Any:
         """The JSON answer to one HTTP body (None when it held only notifications)."""
@@ -95,6 +101,10 @@ class LocalnetServer:
         method = item.get("method")
         if item.get("jsonrpc") != "2.0" or not isinstance(method, str):
             return _error(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if method == "perpkit_getStats":  # what a benchmark measures: calls and bytes served so far
+            stats = {"requests": self.requests, "responseBytes": self.response_bytes, "calls": dict(self.calls)}
+            return {"jsonrpc": "2.0", "result": stats, "id": request_id}
         try:
             result = self.methods.call(method, item.get("params"))
         except RpcError as error:

@@ -17,13 +17,10 @@ import httpx
 from solders.pubkey import Pubkey
 
 from perpkit.errors import PerpkitError
+from perpkit.errors import ToolNotFound as ToolNotFound  # defined in perpkit.errors, re-exported here
 from perpkit.localnet.process import stop_process
 
 BINARY = "solana-test-validator"
-
-
-class ToolNotFound(PerpkitError):
-    """A command-line tool perpkit needs is not installed."""
 
 
 def find_test_validator() -> str:
