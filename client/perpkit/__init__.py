@@ -14,11 +14,14 @@ from perpkit.errors import (
     TransactionFailed,
 )
 from perpkit.idl import PROGRAM_ID
+from perpkit.positions import Position, Side
+from perpkit.risk import B as UNIT
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PROGRAM_ID",
+    "UNIT",
     "AccountDecodeError",
     "AccountNotFound",
     "Backend",
@@ -33,8 +36,10 @@ __all__ = [
     "MarketParams",
     "Oracle",
     "PerpkitError",
+    "Position",
     "ProgramError",
     "ReturnData",
+    "Side",
     "TransactionFailed",
     "TxError",
     "TxResult",
