@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 from books import fill_book
 
-from perpkit import Client, risk
+from perpkit import Client
 from perpkit.accounts import account_size, decode_user, decode_users
 from perpkit.book import Book, liquidation_prices_reference
 from perpkit.crank import find_liquidatable
-from perpkit.idl import perps_idl
 from perpkit.positions import project_funding
+from perpkit.risk import Side
 
 USER_TARGET_US = 20.0
 BOOK_TARGET_MS = 10.0
@@ -69,20 +69,15 @@ async def main() -> None:
     market_address = filled.setup.market
     m = project_funding(await c.fetch_market(market_address), await c.now())
     mm = m.params.maintenance_margin_bps
-    disc = perps_idl().account_discriminator("User")
-    found = await c.backend.get_program_accounts(
-        c.program_id, data_size=account_size("User"), memcmp=[(0, disc), (8, bytes(market_address))]
-    )
+    found = await c.program_accounts(account_type="User", memcmp=[(8, bytes(market_address))])
     users = [(address, bytes(account.data)) for address, account in found]
-    book_account = await c.backend.get_account(filled.book)
-    assert book_account is not None
-    book_data = bytes(book_account.data)
+    book_data = await c.account_data(filled.book, "book")
     book = Book.decode(filled.book, book_data)
     live = book.live_by_side()
     assert book.header.garbage == 0
     count = sum(len(s) for s in live.values())
     # an index price that liquidates the 100 most exposed longs (as bench_liquidation.py picks it)
-    long_prices = np.sort(book.liquidation_prices(risk.LONG, live[risk.LONG], m.funding_index(risk.LONG), mm))
+    long_prices = np.sort(book.liquidation_prices(Side.LONG, live[Side.LONG], m.funding_index(Side.LONG), mm))
     index_price = int(long_prices[-min(100, len(long_prices))]) - 1
 
     print(f"book: real, {count:,} positions opened by open_position transactions (bench/books.py, "
@@ -121,16 +116,16 @@ async def main() -> None:
     # -- the full book -----------------------------------------------------------------------------------
     def full_old() -> None:  # as before issue 10: two tree walks a side, prices on Python integers
         b = Book.decode(filled.book, book_data)
-        for side in (risk.LONG, risk.SHORT):
+        for side in Side:
             s = b.slots[b.walked_slots(side)]
             liquidation_prices_reference(side, s["key_lo"], s["key_hi"], m.funding_index(side), mm)
-        find_liquidatable(b, m, index_price, live={side: b.walked_slots(side) for side in (risk.LONG, risk.SHORT)})
+        find_liquidatable(b, m, index_price, live={side: b.walked_slots(side) for side in Side})
 
     def full_new(walk: bool) -> Callable[[], None]:
         def run() -> None:
             b = Book.decode(filled.book, book_data)
             # walk: as when liquidated positions await collection and the trees must be walked
-            slots = {side: b.walked_slots(side) for side in (risk.LONG, risk.SHORT)} if walk else b.live_by_side()
+            slots = {side: b.walked_slots(side) for side in Side} if walk else b.live_by_side()
             for side, live_slots in slots.items():
                 b.liquidation_prices(side, live_slots, m.funding_index(side), mm)
             find_liquidatable(b, m, index_price, live=slots)

@@ -33,11 +33,11 @@ import numpy as np
 from books import fill_book
 from solders.pubkey import Pubkey
 
-from perpkit import Client, risk
-from perpkit.backends.litesvm import LiteSvmBackend
+from perpkit import Client
 from perpkit.book import Book
 from perpkit.crank import DEFAULT_GC_BATCH, collect_garbage, find_liquidatable, liquidate
 from perpkit.resources import program_path
+from perpkit.risk import Side
 from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
 from perpkit.spl_token import associated_token_address
 
@@ -68,15 +68,13 @@ def price_cutting(long_prices: np.ndarray, k: int) -> int:
 async def decode_time(c: Client, market: Pubkey, book_address: Pubkey, index_price: int) -> tuple[float, int]:
     """Median ms to decode the book from bytes and list every position, its liquidation price, and who goes."""
     m = await c.fetch_market(market)
-    account = await c.backend.get_account(book_address)
-    assert account is not None
-    data = bytes(account.data)
+    data = await c.account_data(book_address, "book")
     times, listed = [], 0
     for _ in range(5):
         t0 = time.perf_counter()
         book = Book.decode(book_address, data)
         listed = 0
-        live = {side: book.live_slots(side) for side in (risk.LONG, risk.SHORT)}
+        live = {side: book.live_slots(side) for side in Side}
         for side, slots in live.items():
             prices = book.liquidation_prices(side, slots, m.funding_index(side), m.params.maintenance_margin_bps)
             listed += len(prices)
@@ -85,32 +83,32 @@ async def decode_time(c: Client, market: Pubkey, book_address: Pubkey, index_pri
     return statistics.median(times), listed
 
 
-async def scenarios(c: Client, label: str, n: int, sides: tuple[int, ...], market_id: int, gc_batch: int,
+async def scenarios(c: Client, label: str, n: int, sides: tuple[Side, ...], market_id: int, gc_batch: int,
                     decode_rows: list[tuple[str, int, float]]) -> list[Row]:  # fmt: skip
-    assert isinstance(c.backend, LiteSvmBackend)
-    svm = c.backend.svm
     print(f"\n{label}: filling with {n:,} positions by real transactions", file=sys.stderr)
     filled = await fill_book(c, n, capacity=n, market_id=market_id, sides=sides)
     market = filled.setup.market
     m = await c.fetch_market(market)
     cranker_token = associated_token_address(c.payer.pubkey(), m.quote_mint)
-    saved = {key: svm.get_account(key) for key in (market, m.book, m.vault, m.oracle, cranker_token)}
+    keys = [market, m.book, m.vault, m.oracle, cranker_token]
+    saved = dict(zip(keys, await c.accounts(keys), strict=True))
     book = await c.fetch_book(market)
-    longs = book.live_slots(risk.LONG)
-    long_prices = book.liquidation_prices(risk.LONG, longs, m.funding_index(risk.LONG),
+    longs = book.live_slots(Side.LONG)
+    long_prices = book.liquidation_prices(Side.LONG, longs, m.funding_index(Side.LONG),
                                           m.params.maintenance_margin_bps)  # fmt: skip
     ms, listed = await decode_time(c, market, m.book, price_cutting(long_prices, 100))
     decode_rows.append((label, listed, ms))
     rows = []
     for wanted in dict.fromkeys(k for k in (1, 100, 10_000, len(longs)) if k <= len(longs)):
         for key, account in saved.items():
-            svm.set_account(key, account)
+            assert account is not None
+            await c.set_account(key, account)
         price = price_cutting(long_prices, wanted)
         await c.set_oracle_price(m.oracle, price=price)
         expect = find_liquidatable(book, await c.fetch_market(market), price)
         done = await liquidate(c, market, simulate_first=False)
         assert done is not None
-        assert done.batch.long_count == len(expect[risk.LONG]) and done.batch.short_count == len(expect[risk.SHORT])
+        assert done.batch.long_count == len(expect[Side.LONG]) and done.batch.short_count == len(expect[Side.SHORT])
         after = await c.fetch_book(market)
         items = after.garbage_items()
         sent = await collect_garbage(c, market, max_nodes=gc_batch, book=after)
@@ -140,7 +138,8 @@ async def main() -> None:
     started = time.perf_counter()
     rows: list[Row] = []
     decode_rows: list[tuple[str, int, float]] = []
-    books = [(f"{n:,} long", n, (0,)) for n in args.sizes] + [(f"{n:,} mixed", n, (0, 1)) for n in args.mixed]
+    books = [(f"{n:,} long", n, (Side.LONG,)) for n in args.sizes]
+    books += [(f"{n:,} mixed", n, (Side.LONG, Side.SHORT)) for n in args.mixed]
     for i, (label, n, sides) in enumerate(books):
         rows += await scenarios(c, label, n, sides, 100 + i, args.gc_batch, decode_rows)
 

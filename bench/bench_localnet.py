@@ -11,14 +11,13 @@ import statistics
 import time
 
 import httpx
+from solana.constants import LAMPORTS_PER_SOL
 from solders.pubkey import Pubkey
 
 from perpkit import Client
 from perpkit import instructions as ix
 from perpkit.localnet.process import LocalnetProcess
 from perpkit.testing import setup_market
-
-SOL = 1_000_000_000
 
 
 def start_server() -> tuple[LocalnetProcess, float]:
@@ -35,7 +34,7 @@ def start_server() -> tuple[LocalnetProcess, float]:
 
 async def ready_client(url: str) -> tuple[Client, Pubkey]:
     """A funded client with its own market and oracle."""
-    client = await Client.connect(url, airdrop_lamports=100 * SOL)
+    client = await Client.connect(url, airdrop_lamports=100 * LAMPORTS_PER_SOL)
     setup = await setup_market(client, book_capacity=4)
     return client, setup.oracle
 

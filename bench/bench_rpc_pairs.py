@@ -18,14 +18,14 @@ import time
 from typing import Any
 
 import httpx
+from solana.constants import LAMPORTS_PER_SOL
 
 from perpkit import Client
 from perpkit.localnet.process import LocalnetProcess
-from perpkit.positions import Side
+from perpkit.risk import Side
 from perpkit.testing import setup_trading
 
 UNIT = 10**6
-SOL = 1_000_000_000
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def stats(url: str) -> dict[str, Any]:
 
 
 async def pairs(url: str, n: int, capacity: int) -> None:
-    client = await Client.connect(url, airdrop_lamports=100 * SOL)
+    client = await Client.connect(url, airdrop_lamports=100 * LAMPORTS_PER_SOL)
     setup = await setup_trading(client, price=100 * UNIT, traders=1, book_capacity=capacity)
     trader = setup.traders[0]
     # one pair first, so one-off reads (the market's accounts) are not counted per pair

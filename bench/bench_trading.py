@@ -18,6 +18,7 @@ from perpkit import Client
 from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
 from perpkit.resources import program_path
+from perpkit.risk import U64_MAX, Side
 from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
 from perpkit.spl_token import associated_token_address
 
@@ -29,7 +30,7 @@ async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[
     filled = await fill_book(c, n, capacity=capacity, market_id=market_id)
     m = await c.fetch_market(filled.setup.market)
     trader = Keypair()
-    await c.backend.request_airdrop(trader.pubkey(), 10**9)
+    await c.airdrop(trader.pubkey(), 10**9)
     await c.create_token_account(filled.setup.quote_mint, trader.pubkey())
     await c.mint_to(filled.setup.quote_mint, associated_token_address(trader.pubkey(), filled.setup.quote_mint),
                     1_000 * UNIT)  # fmt: skip
@@ -42,10 +43,10 @@ async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[
                 market=filled.setup.market,
                 book=m.book,
                 oracle=m.oracle,
-                side=0,
+                side=Side.LONG,
                 size=3 * UNIT,
                 collateral=100 * UNIT,
-                worst_price=2**64 - 1,
+                worst_price=U64_MAX,
                 program_id=c.program_id,
             )
         ],
@@ -78,7 +79,7 @@ def max_depth(book: object) -> int:
 
     assert isinstance(book, Book)
     deepest = 0
-    for side in (0, 1):
+    for side in Side:
         frontier = [(book.header.roots[side], 0)]
         while frontier:
             ref, d = frontier.pop()

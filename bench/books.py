@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 
 from perpkit import Client, MarketParams, spl_token
 from perpkit import instructions as ix
+from perpkit.risk import U64_MAX, Side
 from perpkit.testing import MarketSetup, setup_market
 
 UNIT = 10**6
@@ -51,12 +52,12 @@ async def fill_book(
     leverage: tuple[float, float] = (2.0, 9.0),
     seed: int = 7,
     market_id: int = 0,
-    sides: tuple[int, ...] = (0, 1),
+    sides: tuple[Side, ...] = (Side.LONG, Side.SHORT),
 ) -> FilledBook:
     """A market on a book of ``capacity`` holding ``n`` positions opened by real transactions.
 
-    Sides are taken in turn from ``sides``: ``(0, 1)`` alternates longs and
-    shorts, ``(0,)`` makes a long-only book.
+    Sides are taken in turn from ``sides``: ``(Side.LONG, Side.SHORT)`` alternates
+    longs and shorts, ``(Side.LONG,)`` makes a long-only book.
     """
     rng = random.Random(seed)
     params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=86_400)
@@ -70,7 +71,7 @@ async def fill_book(
     started = time.perf_counter()
     for i in range(users):
         trader = Keypair()
-        await c.backend.request_airdrop(trader.pubkey(), 10**9)
+        await c.airdrop(trader.pubkey(), 10**9)
         ata = spl_token.associated_token_address(trader.pubkey(), setup.quote_mint)
         deposit = 10**12
         await c.send(
@@ -115,7 +116,7 @@ async def fill_book(
                     side=side,
                     size=size,
                     collateral=collateral,
-                    worst_price=2**64 - 1 if side == 0 else 0,
+                    worst_price=U64_MAX if side == Side.LONG else 0,
                     program_id=c.program_id,
                 )
             )

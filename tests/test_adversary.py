@@ -253,7 +253,7 @@ class Adversary(RuleBasedStateMachine):
         for who, p in self.live:
             owner = self.actor[who]
             close = ix.close_position(owner=owner.pubkey(), market=self.setup.market, book=m.book, oracle=m.oracle,
-                                      position=PositionRef(p.slot, p.generation), worst_price=0 if p.side == Side.LONG else 2**64 - 1,
+                                      position=PositionRef(p.slot, p.generation), worst_price=0 if p.side == Side.LONG else risk.U64_MAX,
                                       program_id=self.c.program_id)  # fmt: skip
             try:
                 self.run(self.c.simulate([close], [owner]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from solana.constants import LAMPORTS_PER_SOL
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -21,7 +22,7 @@ from perpkit import Client
 from perpkit.accounts import PositionRef
 from perpkit.crank import decode_batches
 from perpkit.positions import Side
-from perpkit.pytest_plugin import LAMPORTS_PER_SOL
+from perpkit.risk import U64_MAX
 from perpkit.spl_token import TOKEN_PROGRAM_ID, associated_token_address
 from perpkit.testing import ConservationChecker, setup_trading
 
@@ -65,7 +66,7 @@ async def test_a_liquidation_scenario_through_anchorpys_program(perps_rpc_url: s
         accounts = {**trader_accounts(stage.program_id, setup.market, trader.pubkey(), m.book), "oracle": m.oracle}
         await (
             program.methods["open_position"]
-            .args([Side.LONG, 10 * UNIT, 150 * UNIT, 2**64 - 1])
+            .args([Side.LONG, 10 * UNIT, 150 * UNIT, U64_MAX])
             .accounts(accounts)
             .signers([trader])
             .rpc()

@@ -29,6 +29,7 @@ from perpkit.coder import PROGRAM_DATA, Event, TypeCoder
 from perpkit.crank import LiquidationBatch, decode_batches
 from perpkit.errors import AccountDecodeError, DecodeError, InvalidInput, UnsupportedIdlType
 from perpkit.idl import load_idl, perps_idl
+from perpkit.risk import U64_MAX
 
 IDL = perps_idl()
 INSTRUCTIONS = [ix["name"] for ix in IDL.raw["instructions"]]
@@ -122,7 +123,7 @@ def test_a_position_ref_is_8_little_endian_bytes() -> None:
 
 def test_scalar_vectors() -> None:
     set_price = IDL.instruction_coder.discriminator("set_oracle_price")
-    assert IDL.instruction_coder.encode("set_oracle_price", {"price": -2, "conf": 2**64 - 1, "publish_time": 1}) == (
+    assert IDL.instruction_coder.encode("set_oracle_price", {"price": -2, "conf": U64_MAX, "publish_time": 1}) == (
         set_price + (2**64 - 2).to_bytes(8, "little") + b"\xff" * 8 + (1).to_bytes(8, "little")
     )
     paused = IDL.instruction_coder.discriminator("set_paused")

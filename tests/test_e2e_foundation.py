@@ -17,6 +17,7 @@ from perpkit.deploy import deploy_program
 from perpkit.errors import InvalidInput, ProgramError
 from perpkit.idl import perps_idl
 from perpkit.pytest_plugin import START_TIME
+from perpkit.risk import U64_MAX
 from perpkit.runtime import embedded_runtime
 from perpkit.spl_token import TOKEN_PROGRAM_ID
 from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
@@ -59,9 +60,9 @@ async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
     o = await c.fetch_oracle(oracle)
     assert (o.price, o.conf, o.publish_time) == (2_612_345_678, 3_000_000, start + 90)
     # the test oracle holds any value; the market's oracle checks refuse bad ones on read
-    await c.set_oracle_price(oracle, price=-5, conf=2**64 - 1, publish_time=-1)
+    await c.set_oracle_price(oracle, price=-5, conf=U64_MAX, publish_time=-1)
     o = await c.fetch_oracle(oracle)
-    assert (o.price, o.conf, o.publish_time) == (-5, 2**64 - 1, -1)
+    assert (o.price, o.conf, o.publish_time) == (-5, U64_MAX, -1)
 
     mint = await c.create_mint()
     params = MarketParams(

@@ -25,7 +25,7 @@ from solders.keypair import Keypair
 from perpkit import Client, MarketParams, pda, program_errors
 from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
-from perpkit.book import Book
+from perpkit.book import Book, SlotStatus
 from perpkit.crank import (
     BatchForecast,
     Liquidation,
@@ -37,7 +37,6 @@ from perpkit.crank import (
 )
 from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.positions import HEALTH_BY_CODE, Health, Position, Side, project_funding
-from perpkit.risk import LONG, SHORT
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import (
     ConservationChecker,
@@ -73,7 +72,7 @@ async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> t
         return None, model
     assert done is not None
     batch, payout = done.batch, model.payout
-    assert (batch.long_count, batch.short_count) == (len(model.cut[LONG]), len(model.cut[SHORT]))
+    assert (batch.long_count, batch.short_count) == (len(model.cut[Side.LONG]), len(model.cut[Side.SHORT]))
     assert (batch.equity, batch.collateral, batch.index_price) == (model.equity, model.collateral, price)
     assert (batch.cranker_reward, batch.insurance_credit, batch.insurance_paid, batch.socialized_loss,
             batch.pool_credit) == (payout.reward, payout.insurance_credit, payout.insurance_paid,
@@ -87,7 +86,7 @@ async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> t
     assert_live_is_walked(book_after)
     live = book_after.live_mask()
     for slot in range(book.header.slots_used):
-        if book.slots[slot]["status"] == 1 and book.live_mask()[slot]:
+        if book.slots[slot]["status"] == SlotStatus.OPEN and book.live_mask()[slot]:
             assert bool(live[slot]) == (slot not in cut), f"slot {slot}"
             if slot not in cut:  # healthy positions are untouched
                 assert book_after.slots[slot].tobytes() == book.slots[slot].tobytes()
@@ -96,7 +95,7 @@ async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> t
 
 def assert_live_is_walked(book: Book) -> None:
     """The live slots (read from the open slots when nothing awaits collection) are the trees' leaves."""
-    for side in (LONG, SHORT):
+    for side in Side:
         assert sorted(book.live_slots(side).tolist()) == sorted(book.walked_slots(side).tolist())
         assert sorted(book.live_by_side()[side].tolist()) == sorted(book.walked_slots(side).tolist())
 
@@ -162,7 +161,7 @@ async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruct
         assert {int(s) for slots in found.values() for s in slots} == by_model
     # the vectorised liquidation prices are the model's, position by position
     by_slot = {p.slot: p.liquidation_price() for p in positions}
-    for side in (LONG, SHORT):
+    for side in Side:
         slots = book.live_slots(side)
         prices = book.liquidation_prices(side, slots, market.funding_index(side), market.params.maintenance_margin_bps)
         assert {int(s): int(p) for s, p in zip(slots, prices, strict=True)} == {
@@ -171,7 +170,7 @@ async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruct
     # and so is the health of every position (Book.health_codes), at every price level
     for price in range(90 * UNIT, 111 * UNIT, UNIT):
         health = {p.slot: dataclasses.replace(p, market=market).health(price) for p in positions}
-        for side in (LONG, SHORT):
+        for side in Side:
             slots = book.live_slots(side)
             mm = market.params.maintenance_margin_bps
             codes = book.health_codes(side, slots, price, market.funding_index(side), mm)
@@ -396,7 +395,8 @@ async def test_collect_garbage_is_bounded_per_call(perps_client: Client) -> None
     book = await c.fetch_book(setup.market)
     assert book.header.garbage == 0 and book.header.garbage_count == 0 and len(book.cut_slots()) == 0
     assert_live_is_walked(book)
-    assert len(book.walked_slots(LONG)) == len(book.live_slots(LONG)) == 0  # the three went, and were collected
+    # the three went, and were collected
+    assert len(book.walked_slots(Side.LONG)) == len(book.live_slots(Side.LONG)) == 0
 
 
 async def test_liquidate_without_a_reward_account_says_so(perps_client: Client) -> None:

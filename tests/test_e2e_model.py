@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from perpkit import Client, MarketParams, ProgramError
 from perpkit.engine import Engine, OracleReading
-from perpkit.risk import LONG, RiskError
+from perpkit.risk import U64_MAX, RiskError, Side
 from perpkit.testing import ConservationChecker, setup_trading
 
 UNIT = 10**6
@@ -66,7 +66,7 @@ async def test_program_matches_the_model(perps_client: Client, ops: list[tuple[A
                 trader = setup.traders[who]
                 free = (await c.fetch_user(setup.market, trader.pubkey())).free_collateral
                 collateral = max(1, size * price // UNIT // leverage)
-                worst = 2**64 - 1 if side == LONG else 0
+                worst = U64_MAX if side == Side.LONG else 0
                 try:
                     want: Any = engine.open(now=now, oracle=reading, side=side, size=size, collateral=collateral,
                                             worst_price=worst, free=free)  # fmt: skip
@@ -94,7 +94,7 @@ async def test_program_matches_the_model(perps_client: Client, ops: list[tuple[A
                 trader = setup.traders[who]
                 position = await c.fetch_position(setup.market, slot)
                 free = (await c.fetch_user(setup.market, trader.pubkey())).free_collateral
-                worst = 0 if position.side == LONG else 2**64 - 1
+                worst = 0 if position.side == Side.LONG else U64_MAX
                 try:
                     closed: Any = engine.close(now=now, oracle=reading, terms=position.terms, worst_price=worst)
                 except RiskError as exc:

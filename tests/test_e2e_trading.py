@@ -16,7 +16,7 @@ from solders.keypair import Keypair
 from perpkit import Client, MarketParams, program_errors, risk
 from perpkit.engine import Engine, Opened, OracleReading
 from perpkit.positions import Health, Side
-from perpkit.risk import BPS, FS, LONG, SHORT, B, Terms
+from perpkit.risk import BPS, FS, U64_MAX, B, Terms
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import ConservationChecker, TradingSetup, setup_trading
 
@@ -38,7 +38,7 @@ async def quote_open(c: Client, setup: TradingSetup, trader: Keypair, side: int,
                      worst: int | None = None) -> Opened:  # fmt: skip
     market = await c.fetch_market(setup.market)
     user = await c.fetch_user(setup.market, trader.pubkey())
-    limit = worst if worst is not None else (2**64 - 1 if side == LONG else 0)
+    limit = worst if worst is not None else (U64_MAX if side == Side.LONG else 0)
     return Engine(market).open(now=await c.now(), oracle=await reading(c, setup), side=side, size=size,
                                collateral=collateral, worst_price=limit, free=user.free_collateral)  # fmt: skip
 
@@ -48,7 +48,7 @@ async def test_initial_margin_limit_is_exact(perps_client: Client) -> None:
     setup, checker = await start(c)
     trader = setup.traders[0]
     size = 10 * UNIT
-    quote = await quote_open(c, setup, trader, LONG, size, 1_000 * UNIT)
+    quote = await quote_open(c, setup, trader, Side.LONG, size, 1_000 * UNIT)
     required = risk.requirement(size, quote.entry_price, MarketParams().initial_margin_bps)
     with pytest.raises(program_errors.InitialMarginNotMet):
         await c.open_position(setup.market, Side.LONG, size, required - 1, owner=trader)
@@ -64,7 +64,7 @@ async def test_fill_price_follows_skew_fees_go_to_the_pool_and_worst_price_prote
     setup, _ = await start(c, params=params)
     alice, bob = setup.traders
     # a long of 10 on an empty book: s 0 -> 10, price I * (1 + 10/(2*1000)), rounded up for the buyer
-    quote = await quote_open(c, setup, alice, LONG, 10 * UNIT, 500 * UNIT)
+    quote = await quote_open(c, setup, alice, Side.LONG, 10 * UNIT, 500 * UNIT)
     assert quote.entry_price == -(-PRICE * (2 * 1000 + 10) // (2 * 1000)) == 100_500_000
     with pytest.raises(program_errors.SlippageExceeded):
         await c.open_position(setup.market, Side.LONG, 10 * UNIT, 500 * UNIT, worst_price=100_499_999, owner=alice)
@@ -74,7 +74,7 @@ async def test_fill_price_follows_skew_fees_go_to_the_pool_and_worst_price_prote
     assert opened.entry_price == 100_500_000
     assert market.pool_balance - pool == quote.fee == -(-quote.notional * params.taker_fee_bps // BPS)
     # a short of 20: s 10 -> -10, the symmetric fill executes at the index exactly
-    quote = await quote_open(c, setup, bob, SHORT, 20 * UNIT, 500 * UNIT)
+    quote = await quote_open(c, setup, bob, Side.SHORT, 20 * UNIT, 500 * UNIT)
     assert quote.entry_price == PRICE
     with pytest.raises(program_errors.SlippageExceeded):
         await c.open_position(setup.market, Side.SHORT, 20 * UNIT, 500 * UNIT, worst_price=PRICE + 1, owner=bob)
@@ -186,14 +186,14 @@ async def test_funding_shifts_every_liquidation_price_of_a_side_alike(perps_clie
         for trader, size, collateral in zip(setup.traders, (10, 7, 3), (150, 250, 120), strict=True)
     ]
     book = await c.fetch_book(setup.market)
-    order = [int(s) for s in book.sorted_by_key(book.live_slots(LONG))]
+    order = [int(s) for s in book.sorted_by_key(book.live_slots(Side.LONG))]
     keys = {p.slot: book.key(p.slot) for p in longs}
     await c.advance_time(86_400)
     await c.set_oracle_price(setup.oracle, price=PRICE)
     await c.update_funding(setup.market)
     book = await c.fetch_book(setup.market)
     assert {p.slot: book.key(p.slot) for p in longs} == keys  # funding never touches the stored keys
-    assert [int(s) for s in book.sorted_by_key(book.live_slots(LONG))] == order
+    assert [int(s) for s in book.sorted_by_key(book.live_slots(Side.LONG))] == order
     m = await c.fetch_market(setup.market)
     mm = m.params.maintenance_margin_bps
     shift = BPS * (m.funding_index_long - longs[0].funding_at_open)  # exact: / (FS * (BPS - mm)) for every one
@@ -246,7 +246,7 @@ async def test_margin_and_withdrawal_limits(perps_client: Client) -> None:
     c = perps_client
     setup, _ = await start(c)
     alice, bob = setup.traders
-    quote = await quote_open(c, setup, alice, LONG, 10 * UNIT, 1_000 * UNIT)
+    quote = await quote_open(c, setup, alice, Side.LONG, 10 * UNIT, 1_000 * UNIT)
     required = risk.requirement(10 * UNIT, quote.entry_price, 1000)
     position = await c.open_position(setup.market, Side.LONG, 10 * UNIT, required + 5 * UNIT, owner=alice)
     await c.remove_margin(setup.market, position, 1 * UNIT, owner=alice)

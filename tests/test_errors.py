@@ -24,13 +24,14 @@ from perpkit.errors import AccountNotFound, AirdropFailed, InvalidInput, Perpkit
 PACKAGE = Path(errors.__file__).resolve().parent
 
 # Exception classes that may live outside errors.py / program_errors.py: the
-# localnet server's own, which never reach an SDK user.  LocalChain raises
-# TransactionRejected and TimeTravelError to the RPC layer, which turns them
-# (and its own RpcError) into JSON-RPC error responses; over the wire the SDK
-# raises perpkit.errors classes for them (RpcRequestFailed, AirdropFailed,
-# TransactionFailed...).
+# in-process chain's and the localnet server's own, which never reach an SDK
+# user.  The chain raises TransactionRejected and TimeTravelError to the RPC
+# layer, which turns them (and its own RpcError) into JSON-RPC error responses,
+# and to the embedded backend, which turns them into a failed TxResult or a
+# PerpkitError; the SDK raises perpkit.errors classes for them (RpcRequestFailed,
+# AirdropFailed, TransactionFailed...).
 SERVER_INTERNAL = {
-    "localnet/chain.py": {"TransactionRejected", "TimeTravelError"},
+    "chain.py": {"TransactionRejected", "TimeTravelError"},
     "localnet/rpc.py": {"RpcError"},
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import require_tool
+from solana.constants import LAMPORTS_PER_SOL
 from solders.keypair import Keypair
 
 from perpkit import Client
@@ -50,7 +51,7 @@ def test_localnet_funds_payers_and_reports_a_bad_keypair(tmp_path: Path) -> None
         answer = httpx.post(
             server.url, json={"jsonrpc": "2.0", "id": 1, "method": "getBalance", "params": [str(key.pubkey())]}
         )
-        assert answer.json()["result"]["value"] == 1_000 * 1_000_000_000
+        assert answer.json()["result"]["value"] == 1_000 * LAMPORTS_PER_SOL
     (tmp_path / "bad.json").write_text("[1, 2, 3]")
     bad = subprocess.run(
         [sys.executable, "-m", "perpkit.cli", "localnet", "--port", "0", "--payer", str(tmp_path / "bad.json")],
@@ -166,10 +167,11 @@ def test_curl_requests_like_the_solana_docs(perps_rpc_url: str) -> None:
     assert call('{"jsonrpc":"2.0","id":1,"method":"getHealth"}')["result"] == "ok"
     key = str(Keypair().pubkey())
     assert isinstance(
-        call(f'{{"jsonrpc":"2.0","id":1,"method":"requestAirdrop","params":["{key}",1000000000]}}')["result"], str
+        call(f'{{"jsonrpc":"2.0","id":1,"method":"requestAirdrop","params":["{key}",{LAMPORTS_PER_SOL}]}}')["result"],
+        str,
     )
     balance = call(f'{{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["{key}"]}}')["result"]
-    assert isinstance(balance, dict) and balance["value"] == 1_000_000_000
+    assert isinstance(balance, dict) and balance["value"] == LAMPORTS_PER_SOL
     program = call(
         f'{{"jsonrpc":"2.0","id":1,"method":"getAccountInfo","params":["{PROGRAM_ID}",{{"encoding":"base64"}}]}}'
     )["result"]

@@ -24,6 +24,7 @@ try:  # solana-py >= 0.40 (the default lane)
     from solana.rpc.models import MemcmpOpts, TxOpts
 except ImportError:  # solana 0.36 (the anchorpy lane)
     from solana.rpc.types import MemcmpOpts, TxOpts  # type: ignore[attr-defined,no-redef]
+from solana.constants import LAMPORTS_PER_SOL
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import Message
@@ -43,8 +44,6 @@ from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from perpkit.idl import PROGRAM_ID, perps_idl
 from perpkit.runtime import programdata_address
 from perpkit.testing import setup_market
-
-SOL = 1_000_000_000
 
 
 @pytest_asyncio.fixture
@@ -73,7 +72,7 @@ RENT0 = 890_880
 leaves a new account with less (InsufficientFundsForRent)."""
 
 
-async def funded(solana: AsyncClient, lamports: int = 10 * SOL) -> Keypair:
+async def funded(solana: AsyncClient, lamports: int = 10 * LAMPORTS_PER_SOL) -> Keypair:
     key = Keypair()
     sig = (await solana.request_airdrop(key.pubkey(), lamports)).value
     await solana.confirm_transaction(sig)
@@ -106,10 +105,10 @@ async def test_health_version_slot_height_epoch(
 
 async def test_airdrop_balance_and_signature_status(solana: AsyncClient) -> None:
     key = Keypair()
-    sig = (await solana.request_airdrop(key.pubkey(), 3 * SOL)).value
+    sig = (await solana.request_airdrop(key.pubkey(), 3 * LAMPORTS_PER_SOL)).value
     status = (await solana.get_signature_statuses([sig])).value[0]
     assert status is not None and status.err is None and str(status.confirmation_status).endswith("Finalized")
-    assert (await solana.get_balance(key.pubkey())).value == 3 * SOL
+    assert (await solana.get_balance(key.pubkey())).value == 3 * LAMPORTS_PER_SOL
     assert (await solana.get_signature_statuses([Signature.default()])).value == [None]
 
 
@@ -239,7 +238,7 @@ async def test_accounts_encodings_and_slices(solana: AsyncClient, http: httpx.As
 
 
 async def test_program_accounts_with_filters(perps_rpc_url: str, solana: AsyncClient) -> None:
-    client = await Client.connect(perps_rpc_url, airdrop_lamports=10 * SOL)
+    client = await Client.connect(perps_rpc_url, airdrop_lamports=10 * LAMPORTS_PER_SOL)
     try:
         setup = await setup_market(client, book_capacity=4)
     finally:

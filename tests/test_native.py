@@ -14,13 +14,14 @@ from conftest import Driver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-U64 = 2**64 - 1
-u64s = st.one_of(st.integers(0, U64), st.sampled_from([0, 1, 2, 2**32 - 1, 2**32, 2**63, U64 - 1, U64]))
+from perpkit.risk import U64_MAX
+
+u64s = st.one_of(st.integers(0, U64_MAX), st.sampled_from([0, 1, 2, 2**32 - 1, 2**32, 2**63, U64_MAX - 1, U64_MAX]))
 
 
 U128 = 2**128 - 1
 I128_MIN, I128_MAX = -(2**127), 2**127 - 1
-u128s = st.one_of(st.integers(0, U128), st.sampled_from([0, 1, 2**64 - 1, 2**64, 2**127, U128]))
+u128s = st.one_of(st.integers(0, U128), st.sampled_from([0, 1, U64_MAX, 2**64, 2**127, U128]))
 i128s = st.one_of(st.integers(I128_MIN, I128_MAX), st.sampled_from([0, -1, 1, I128_MIN, I128_MAX, -(2**64)]))
 nonzero_u64s = u64s.filter(lambda d: d > 0)
 
@@ -65,8 +66,8 @@ def test_signed_multiply_and_rounding_divisions(native: Driver, a: int, b: int, 
 def test_mul_div_rounding(native: Driver, a: int, b: int, d: int) -> None:
     floor = a * b // d if d else None
     ceil = ceil_div(a * b, d) if d else None
-    assert native.ask("mdf", a, b, d) == (str(floor) if floor is not None and floor <= U64 else "fail")
-    assert native.ask("mdc", a, b, d) == (str(ceil) if ceil is not None and ceil <= U64 else "fail")
+    assert native.ask("mdf", a, b, d) == (str(floor) if floor is not None and floor <= U64_MAX else "fail")
+    assert native.ask("mdc", a, b, d) == (str(ceil) if ceil is not None and ceil <= U64_MAX else "fail")
 
 
 @given(x=u64s)
@@ -77,10 +78,10 @@ def test_clz(native: Driver, x: int) -> None:
 def rent_model(lamports_per_byte_year: int, threshold: float, data_len: int) -> int | None:
     """Rent::minimum_balance as the runtime computes it, in Python floats."""
     product = (128 + data_len) * lamports_per_byte_year
-    if product > U64:
+    if product > U64_MAX:
         return None
     value = float(product) * threshold
-    return U64 if value >= 2.0**64 else int(value)
+    return U64_MAX if value >= 2.0**64 else int(value)
 
 
 thresholds = st.one_of(

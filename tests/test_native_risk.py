@@ -16,18 +16,17 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from perpkit import program_errors, risk
-from perpkit.risk import LONG, SHORT, RiskError, Terms
+from perpkit.risk import U64_MAX, RiskError, Side, Terms
 
-U64 = 2**64 - 1
 CODES = {cls.error_name: code for code, cls in program_errors.ERRORS_BY_CODE.items()}
 
 # realistic ranges, with the edges mixed in
-prices = st.one_of(st.integers(1, 10**13), st.sampled_from([1, 10**6, U64]))
-sizes = st.one_of(st.integers(1, 10**15), st.sampled_from([1, U64]))
-collaterals = st.one_of(st.integers(0, 10**15), st.sampled_from([0, 1, U64]))
+prices = st.one_of(st.integers(1, 10**13), st.sampled_from([1, 10**6, U64_MAX]))
+sizes = st.one_of(st.integers(1, 10**15), st.sampled_from([1, U64_MAX]))
+collaterals = st.one_of(st.integers(0, 10**15), st.sampled_from([0, 1, U64_MAX]))
 indices = st.one_of(st.integers(-(10**24), 10**24), st.sampled_from([0, -(2**127), 2**127 - 1]))
 bps = st.integers(0, 10_000)
-sides = st.sampled_from([LONG, SHORT])
+sides = st.sampled_from([Side.LONG, Side.SHORT])
 skews = st.integers(-(10**16), 10**16)
 skew_scales = st.one_of(st.integers(1, 10**17), st.just(2**62))
 
@@ -178,7 +177,7 @@ def test_price_band(native: Driver, index: int, s0: int, q: int, k: int, ewma: i
 @given(size=sizes, price=prices, b=bps)
 def test_notional_fee_requirement(native: Driver, size: int, price: int, b: int) -> None:
     assert native.ask("notional", size, price) == expect(lambda: risk.notional(size, price))
-    n = min(size * price // 10**6, U64)
+    n = min(size * price // 10**6, U64_MAX)
     assert native.ask("fee", n, b) == expect(lambda: risk.fee(n, b))
     assert native.ask("req", size, price, b) == expect(lambda: risk.requirement(size, price, b))
 
@@ -207,7 +206,7 @@ def test_liquidation_price_is_exact(t: Terms, index: int, mm: int) -> None:
     lp = risk.liquidation_price(t, index, mm)
 
     def exact(p: int) -> bool:  # equity < maintenance, in rationals (scaled by B*BPS*FS)
-        sign = 1 if t.side == LONG else -1
+        sign = 1 if t.side == Side.LONG else -1
         equity = (
             t.collateral * 10**16
             + sign * t.size * (p - t.entry_price) * 10**10
@@ -218,9 +217,9 @@ def test_liquidation_price_is_exact(t: Terms, index: int, mm: int) -> None:
     for p in (lp - 1, lp, lp + 1):
         if 1 <= p <= 10**14:
             assert risk.is_liquidatable(t, p, index, mm) == exact(p)
-    if t.side == LONG and lp >= 2 and lp <= 10**14:
+    if t.side == Side.LONG and lp >= 2 and lp <= 10**14:
         assert not exact(lp) and exact(lp - 1)
-    if t.side == SHORT and 1 <= lp <= 10**14:
+    if t.side == Side.SHORT and 1 <= lp <= 10**14:
         assert not exact(lp) and exact(lp + 1)
 
 
@@ -285,12 +284,14 @@ def test_book_insert_remove_against_a_sorted_model(native: Driver, ops: list[tup
             assert native.ask("blive", slot) == "0"
             assert native.ask("bclose", slot) == str(CODES["PositionLiquidated"])  # gone: not live any more
         assert native.ask("bcheck") == "ok"
-        for side in (LONG, SHORT):
+        for side in Side:
             assert native.ask("blist", side).split()[1:] == [str(s) for s in model.ordered(side)]
             assert native.ask("bsums", side) == model.sums(side)
             # the most exposed position (update_market_params' check): the highest long key, the lowest short one
             order = model.ordered(side)
-            assert native.ask("bextreme", side) == (str(order[-1] if side == LONG else order[0]) if order else "none")
+            assert native.ask("bextreme", side) == (
+                str(order[-1] if side == Side.LONG else order[0]) if order else "none"
+            )
     for slot in model.live:
         assert native.ask("blive", slot) == "1"
 
@@ -359,7 +360,7 @@ def test_book_cut_and_collect_against_the_model(
     for side, pick, offset in cut_plan:
         keys = sorted(k for t, k in model.live.values() if t.side == side) or [0]
         threshold = keys[pick % len(keys)] + offset  # at, just below and just above existing keys
-        above = side == LONG
+        above = side == Side.LONG
         gone = [s for s, (t, k) in model.live.items() if t.side == side and (k > threshold if above else k < threshold)]
         answer = native.ask("bcut", side, threshold, 2**32 - 1 if above else 0, int(above))
         expected = risk.Sums.of([model.live[s][0] for s in gone])
@@ -370,7 +371,7 @@ def test_book_cut_and_collect_against_the_model(
             assert native.ask("blive", s) == "0"
         cut_count += len(gone)
         assert native.ask("bcheck") == "ok"
-        for check_side in (LONG, SHORT):
+        for check_side in Side:
             assert native.ask("blist", check_side).split()[1:] == [str(s) for s in model.ordered(check_side)]
             assert native.ask("bsums", check_side) == model.sums(check_side)
     pending = cut_count
@@ -384,7 +385,7 @@ def test_book_cut_and_collect_against_the_model(
     free_slots, slots_used, free_nodes, nodes_used = map(int, native.ask("bfree").split())
     live = len(model.live)
     assert slots_used - free_slots == live  # every cut or closed slot is free again
-    inner = sum(max(0, sum(1 for t, _ in model.live.values() if t.side == s) - 1) for s in (LONG, SHORT))
+    inner = sum(max(0, sum(1 for t, _ in model.live.values() if t.side == s) - 1) for s in Side)
     assert nodes_used - free_nodes == inner  # and every node of a cut subtree
     # freed slots are reused (with a new generation) without disturbing the live ones
     new = [int(native.ask("bopen", 0, 10**6, 10**8, 10**9, 0).split()[0]) for _ in range(min(3, 80 - live))]

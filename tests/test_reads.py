@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from solana.constants import LAMPORTS_PER_SOL
 
 from perpkit import Client
 from perpkit.accounts import PositionRef
 from perpkit.positions import Side
-from perpkit.pytest_plugin import LAMPORTS_PER_SOL
 from perpkit.testing import setup_trading
 
 UNIT = 10**6

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from solana.constants import LAMPORTS_PER_SOL
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -47,7 +48,6 @@ from perpkit.backends.rpc import RpcBackend
 from perpkit.deploy import deploy_program
 from perpkit.pytest_plugin import START_TIME
 
-SOL = 1_000_000_000
 CUSTOM_ERROR = 6001
 MAX_RETURN_DATA = 1024
 """The runtime's limit on return data (``MAX_RETURN_DATA``)."""
@@ -133,13 +133,13 @@ async def embedded_chain(programs: dict[str, Path]) -> Chain:
     for name, path in programs.items():
         backend.load_program(ids[name], path)
     payer = Keypair()
-    await backend.request_airdrop(payer.pubkey(), 10 * SOL)
+    await backend.request_airdrop(payer.pubkey(), 10 * LAMPORTS_PER_SOL)
     return Chain(backend, payer, ids["echo"], ids["fail"], ids["silent"])
 
 
 async def rpc_chain_at(url: str, programs: dict[str, Path]) -> Chain:
     """The endpoint, with the programs deployed there (once a session) and a new funded payer."""
-    client = await Client.connect(url, airdrop_lamports=10 * SOL)
+    client = await Client.connect(url, airdrop_lamports=10 * LAMPORTS_PER_SOL)
     try:
         ids = await deployed(client, programs, url)
     except BaseException:
@@ -199,7 +199,8 @@ async def test_no_return_data_is_none(chain: Chain) -> None:
     cases = [
         [call(chain.silent)],  # sets nothing
         [call(chain.echo, b"")],  # sets empty data: the runtime records none
-        [transfer(TransferParams(from_pubkey=chain.payer.pubkey(), to_pubkey=to, lamports=SOL))],  # no program of ours
+        # no program of ours
+        [transfer(TransferParams(from_pubkey=chain.payer.pubkey(), to_pubkey=to, lamports=LAMPORTS_PER_SOL))],
     ]
     for instructions in cases:
         simulated = await chain.simulate(*instructions)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from solana.constants import LAMPORTS_PER_SOL
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -26,7 +27,6 @@ from perpkit import instructions as ix
 from perpkit.backends.rpc import RetryPolicy, RpcBackend, RpcProtocolError, RpcUnavailable
 from perpkit.testing import setup_market
 
-SOL = 1_000_000_000
 Fault = Callable[[dict[str, Any]], Awaitable[web.StreamResponse | dict[str, Any] | None]]
 
 
@@ -109,7 +109,7 @@ def stale_blockhash() -> Fault:
 async def client_through(url: str, **options: Any) -> Client:
     backend = await RpcBackend.connect(url, retry=FAST, **options)
     payer = Keypair()
-    await backend.request_airdrop(payer.pubkey(), 10 * SOL)
+    await backend.request_airdrop(payer.pubkey(), 10 * LAMPORTS_PER_SOL)
     return Client(backend, payer)
 
 

@@ -36,10 +36,10 @@ from perpkit.errors import AccountDecodeError, InvalidInput, RiskError
 from perpkit.idl import perps_idl
 from perpkit.layout import account_dtype, struct_dtype
 from perpkit.positions import HEALTH_BY_CODE, Position
+from perpkit.risk import Side
 
 IDL = perps_idl()
 I64_MAX = 2**63 - 1
-LONG, SHORT = risk.LONG, risk.SHORT
 
 
 # -- layouts ------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def random_user(rng: random.Random) -> bytes:
     values = {
         "market": Pubkey(rng.randbytes(32)),
         "owner": Pubkey(rng.randbytes(32)),
-        "free_collateral": rng.choice([0, 2**64 - 1, rng.randrange(2**64)]),
+        "free_collateral": rng.choice([0, risk.U64_MAX, rng.randrange(2**64)]),
         "bump": rng.randrange(256),
         "position_count": sum(r["slot"] != 2**32 - 1 for r in refs),
         "padding": [0] * 6,
@@ -114,7 +114,7 @@ def test_decode_users_names_the_first_account_that_is_not_a_user() -> None:
 
 
 def split(key: int) -> tuple[int, int]:
-    return key & (2**64 - 1), key >> 64
+    return key & (risk.U64_MAX), key >> 64
 
 
 def model(side: int, key: int, funding_index: int, mm: int) -> int | None:
@@ -126,13 +126,13 @@ def model(side: int, key: int, funding_index: int, mm: int) -> int | None:
 
 
 def divisor(side: int, mm: int) -> int:
-    return risk.FS * (risk.BPS - mm if side == LONG else risk.BPS + mm)
+    return risk.FS * (risk.BPS - mm if side == Side.LONG else risk.BPS + mm)
 
 
 def edge_keys(side: int, funding_index: int, mm: int) -> list[int]:
     """Keys on every boundary the vectorised path has: rounding, the int64 clamp, the i128 range, the words."""
-    d, shift = divisor(side, mm), funding_index * risk.BPS * (1 if side == LONG else -1)
-    keys = [risk.I128_MIN, risk.I128_MAX, 0, -1, 2**63, -(2**63), 2**64 - 1, 2**64, -(2**64)]
+    d, shift = divisor(side, mm), funding_index * risk.BPS * (1 if side == Side.LONG else -1)
+    keys = [risk.I128_MIN, risk.I128_MAX, 0, -1, 2**63, -(2**63), risk.U64_MAX, 2**64, -(2**64)]
     for q in (0, 1, -1, 10**8, I64_MAX - 1, I64_MAX, I64_MAX + 1, -I64_MAX, -I64_MAX - 1, -(2**63) - 1, 2**70):
         keys += [q * d - shift + e for e in (-1, 0, 1, d - 1, -d + 1)]
     return [k for k in keys if risk.I128_MIN <= k <= risk.I128_MAX]
@@ -142,7 +142,7 @@ keys_128 = st.one_of(
     st.integers(risk.I128_MIN, risk.I128_MAX),
     st.integers(-(2**100), 2**100),
     st.integers(-(2**70), 2**70),
-    st.sampled_from([risk.I128_MIN, risk.I128_MAX, 0, -1, 2**64 - 1, 2**64]),
+    st.sampled_from([risk.I128_MIN, risk.I128_MAX, 0, -1, risk.U64_MAX, 2**64]),
 )
 funding_indices = st.one_of(
     st.integers(-(10**24), 10**24),
@@ -152,11 +152,11 @@ funding_indices = st.one_of(
 
 
 @settings(max_examples=400, deadline=None)
-@given(side=st.sampled_from([LONG, SHORT]), keys=st.lists(keys_128, min_size=1, max_size=40),
+@given(side=st.sampled_from([Side.LONG, Side.SHORT]), keys=st.lists(keys_128, min_size=1, max_size=40),
        funding_index=funding_indices, mm=st.one_of(st.integers(1, 9_999), st.sampled_from([1, 500, 9_999])))  # fmt: skip
-@example(side=LONG, keys=[risk.I128_MAX], funding_index=risk.I128_MAX // risk.BPS, mm=1)
-@example(side=SHORT, keys=[risk.I128_MIN], funding_index=risk.I128_MAX // risk.BPS, mm=9_999)
-@example(side=LONG, keys=[risk.I128_MIN], funding_index=2**127 - 1, mm=500)
+@example(side=Side.LONG, keys=[risk.I128_MAX], funding_index=risk.I128_MAX // risk.BPS, mm=1)
+@example(side=Side.SHORT, keys=[risk.I128_MIN], funding_index=risk.I128_MAX // risk.BPS, mm=9_999)
+@example(side=Side.LONG, keys=[risk.I128_MIN], funding_index=2**127 - 1, mm=500)
 def test_liquidation_prices_are_risks_bit_for_bit(side: int, keys: list[int], funding_index: int, mm: int) -> None:
     keys = keys + edge_keys(side, funding_index, mm)
     lo = np.array([split(k)[0] for k in keys], dtype=np.uint64)
@@ -174,13 +174,13 @@ def test_liquidation_prices_over_blocks_and_a_full_book() -> None:
     n = 65_536 + 17  # several blocks and a ragged end
     lo = rng.integers(0, 2**64, n, dtype=np.uint64)
     for hi in (rng.integers(-(2**63), 2**63, n, dtype=np.int64), rng.integers(-(2**30), 2**30, n, dtype=np.int64)):
-        for side in (LONG, SHORT):
+        for side in Side:
             for funding_index in (0, 10**15, -(10**22)):
                 got = liquidation_prices(side, lo, hi, funding_index, 500)
                 assert (got == liquidation_prices_reference(side, lo, hi, funding_index, 500)).all()
-    assert liquidation_prices(LONG, lo[:0], lo[:0].astype(np.int64), 0, 500).shape == (0,)
+    assert liquidation_prices(Side.LONG, lo[:0], lo[:0].astype(np.int64), 0, 500).shape == (0,)
     with pytest.raises(InvalidInput, match="maintenance_margin_bps 10000"):
-        liquidation_prices(LONG, lo, lo.astype(np.int64), 0, 10_000)
+        liquidation_prices(Side.LONG, lo, lo.astype(np.int64), 0, 10_000)
 
 
 # -- a whole book: liquidatable set and health ---------------------------------------------------------
@@ -188,10 +188,10 @@ def test_liquidation_prices_over_blocks_and_a_full_book() -> None:
 
 terms_st = st.builds(
     risk.Terms,
-    side=st.sampled_from([LONG, SHORT]),
-    size=st.one_of(st.integers(1, 10**15), st.sampled_from([1, 2**64 - 1])),
-    collateral=st.one_of(st.integers(0, 10**15), st.sampled_from([0, 2**64 - 1])),
-    entry_price=st.one_of(st.integers(1, 10**13), st.sampled_from([1, 2**58 - 1, 2**58, 2**64 - 1])),
+    side=st.sampled_from([Side.LONG, Side.SHORT]),
+    size=st.one_of(st.integers(1, 10**15), st.sampled_from([1, risk.U64_MAX])),
+    collateral=st.one_of(st.integers(0, 10**15), st.sampled_from([0, risk.U64_MAX])),
+    entry_price=st.one_of(st.integers(1, 10**13), st.sampled_from([1, 2**58 - 1, 2**58, risk.U64_MAX])),
     funding_at_open=st.one_of(st.integers(-(10**24), 10**24), st.just(0)),
 )
 
@@ -234,7 +234,7 @@ def test_health_and_liquidatable_set_are_the_positions(
     market = dataclasses.replace(market, funding_index_long=funding[0], funding_index_short=funding[1],
                                  params=dataclasses.replace(market.params, maintenance_margin_bps=mm))  # fmt: skip
     book = synthetic_book(terms)
-    for side in (LONG, SHORT):
+    for side in Side:
         slots = np.array([i for i, t in enumerate(terms) if t.side == side], dtype=np.uint32)
         positions = [
             Position(market, i, 0, t.side, t.size, t.collateral, t.entry_price, t.funding_at_open, risk.key(t))

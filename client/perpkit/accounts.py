@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from perpkit.errors import AccountDecodeError
 from perpkit.idl import perps_idl
 from perpkit.layout import account_dtype, discriminator_word
+from perpkit.risk import Side
 
 PRICE_SCALE = 1_000_000
 """Prices have 6 implied decimals: ``1_000_000`` is 1.00 quote per base unit."""
@@ -130,7 +131,7 @@ class Market:
         return self.oi_long - self.oi_short
 
     def funding_index(self, side: int) -> int:
-        return self.funding_index_long if side == 0 else self.funding_index_short
+        return self.funding_index_long if side == Side.LONG else self.funding_index_short
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from its side's root has been cut by a liquidation and awaits collection.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -22,9 +23,16 @@ from perpkit.accounts import BookHeader, decode_book_header
 from perpkit.errors import AccountDecodeError, InvalidInput
 from perpkit.idl import perps_idl
 from perpkit.layout import numpy_fields as _fields
+from perpkit.risk import U64_MAX, Side
 
 LEAF = 0x8000_0000
-SLOT_OPEN = 1
+
+
+class SlotStatus(enum.IntEnum):
+    """A position slot's ``status``, as the program writes it (IDL constants ``SLOT_FREE``/``SLOT_OPEN``)."""
+
+    FREE = perps_idl().constant("SLOT_FREE")
+    OPEN = perps_idl().constant("SLOT_OPEN")
 
 
 @cache
@@ -41,7 +49,6 @@ def node_dtype() -> np.dtype[Any]:
     return dtype
 
 
-_U64 = 2**64 - 1
 _I64_MAX = 2**63 - 1
 _CHUNK = 8_192
 _EDGE = float(2**63 - 2**22)
@@ -57,7 +64,7 @@ def liquidation_prices_reference(
     """:func:`liquidation_prices` on Python integers in an object array: slow (~60 ms at 65,536), the reference."""
     keys = key_hi.astype(object) * (1 << 64) + key_lo.astype(object)
     scaled_index = funding_index * risk.BPS
-    if side == risk.LONG:
+    if side == Side.LONG:
         prices = -((-(keys + scaled_index)) // (risk.FS * (risk.BPS - mm_bps)))  # ceiling division
     else:
         prices = (keys - scaled_index) // (risk.FS * (risk.BPS + mm_bps))
@@ -91,7 +98,7 @@ def liquidation_prices(
     A shift ``BPS*idx`` outside i128 (which ``risk.liquidation_price`` refuses) goes to the slow
     :func:`liquidation_prices_reference`.
     """
-    long = side == risk.LONG
+    long = side == Side.LONG
     divisor = risk.FS * (risk.BPS - mm_bps if long else risk.BPS + mm_bps)
     if not 0 < divisor < 2**36:
         raise InvalidInput(f"maintenance_margin_bps {mm_bps} is outside 1 ... {risk.BPS - 1}")
@@ -117,12 +124,12 @@ def liquidation_prices(
 def _prices_block(
     long: bool, divisor: int, shift: int, lo_key: NDArray[np.uint64], hi_key: NDArray[np.int64]
 ) -> NDArray[np.int64]:
-    lo = lo_key + np.uint64(shift & _U64)
+    lo = lo_key + np.uint64(shift & U64_MAX)
     hi = hi_key + np.int64(shift >> 64)
     hi += lo < lo_key  # the carry
     wrapped = np.flatnonzero((hi_key >= 0) & (hi < 0) if shift >= 0 else (hi_key < 0) & (hi >= 0))
     cap = _I64_MAX * divisor
-    top_hi, top_lo, bottom_hi, bottom_lo = cap >> 64, cap & _U64, -cap >> 64, -cap & _U64
+    top_hi, top_lo, bottom_hi, bottom_lo = cap >> 64, cap & U64_MAX, -cap >> 64, -cap & U64_MAX
     near = np.flatnonzero((hi >= top_hi) | (hi <= bottom_hi))  # only these can be beyond the cap
     if near.size:
         h, lw = hi[near], lo[near]
@@ -153,10 +160,10 @@ def liquidatable_mask(
     side: int, key_lo: NDArray[np.uint64], key_hi: NDArray[np.int64], threshold: int
 ) -> NDArray[np.bool_]:
     """``risk.liquidatable`` for 128-bit keys: a long's key above the threshold, a short's below, as two words."""
-    t_hi, t_lo = threshold >> 64, np.uint64(threshold & _U64)
+    t_hi, t_lo = threshold >> 64, np.uint64(threshold & U64_MAX)
     hi = np.asarray(key_hi, dtype=np.int64)
     lo = np.asarray(key_lo, dtype=np.uint64)
-    if side == risk.LONG:
+    if side == Side.LONG:
         return np.asarray((hi > t_hi) | ((hi == t_hi) & (lo > t_lo)), dtype=bool)
     return np.asarray((hi < t_hi) | ((hi == t_hi) & (lo < t_lo)), dtype=bool)
 
@@ -182,7 +189,7 @@ def _warning_mask(
     below 2**58 and ``LP`` (``prices``, clamped) clipped into +-2**60, which changes no answer, it runs on
     int64 without overflow; entries beyond that (not a real price) are decided on Python integers.
     """
-    long = side == risk.LONG
+    long = side == Side.LONG
     lp = np.clip(prices, -(2**60), 2**60)
     safe = entry < np.uint64(_SAFE) if abs(index_price) < _SAFE else np.zeros(len(entry), dtype=bool)
     e = np.where(safe, entry, np.uint64(0)).astype(np.int64)
@@ -231,17 +238,17 @@ class Book:
         """Slots of the live positions of a side (tree order not kept; see ``sorted_by_key``)."""
         if self.header.garbage == 0:  # nothing cut awaits collection: the open slots are the live ones
             used = self.slots[: self.header.slots_used]
-            return np.flatnonzero((used["status"] == SLOT_OPEN) & (used["side"] == side)).astype(np.uint32)
+            return np.flatnonzero((used["status"] == SlotStatus.OPEN) & (used["side"] == side)).astype(np.uint32)
         return self._walk(self.header.roots[side])
 
     def live_by_side(self) -> dict[int, NDArray[np.uint32]]:
-        """``live_slots`` of both sides, ``{risk.LONG: ..., risk.SHORT: ...}``."""
+        """``live_slots`` of both sides, ``{Side.LONG: ..., Side.SHORT: ...}``."""
         if self.header.garbage == 0:
             used = self.slots[: self.header.slots_used]
-            open_ = np.flatnonzero(used["status"] == SLOT_OPEN).astype(np.uint32)
+            open_ = np.flatnonzero(used["status"] == SlotStatus.OPEN).astype(np.uint32)
             sides = used["side"][open_]
-            return {side: open_[sides == side] for side in (risk.LONG, risk.SHORT)}
-        return {side: self._walk(self.header.roots[side]) for side in (risk.LONG, risk.SHORT)}
+            return {side: open_[sides == side] for side in Side}
+        return {side: self._walk(self.header.roots[side]) for side in Side}
 
     def _walk(self, root: int) -> NDArray[np.uint32]:
         """The slots of the leaves under ``root``, breadth-first, a whole level at a time.
@@ -275,7 +282,7 @@ class Book:
         ref = self.header.roots[side]
         if ref == 0:
             return None
-        direction = 1 if side == risk.LONG else 0
+        direction = 1 if side == Side.LONG else 0
         while not ref & LEAF:
             ref = int(self.nodes["children"][ref - 1][direction])
         return ref & ~LEAF
@@ -295,7 +302,7 @@ class Book:
     def cut_slots(self) -> NDArray[np.uint32]:
         """Slots still open but no longer live: liquidated, awaiting collection."""
         used = self.header.slots_used
-        open_ = self.slots["status"][:used] == SLOT_OPEN
+        open_ = self.slots["status"][:used] == SlotStatus.OPEN
         return np.nonzero(open_ & ~self.live_mask()[:used])[0].astype(np.uint32)
 
     def liquidation_prices(

@@ -7,72 +7,48 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
+from solana.constants import LAMPORTS_PER_SOL
+from solders.account import Account
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
-from solders.sysvar import CLOCK
 
 from perpkit import instructions as ix
-from perpkit import pda, program_errors, spl_token
+from perpkit import pda, spl_token
 from perpkit.accounts import (
     BookHeader,
     Market,
     MarketParams,
     Oracle,
-    PositionRef,
     User,
+    account_size,
     book_account_size,
     decode_book_header,
     decode_market,
     decode_oracle,
     decode_user,
 )
-from perpkit.backends.base import Backend, ChainClock, TxResult, clock_from_sysvar
+from perpkit.backends.base import Backend, ChainClock, DataSlice, TxResult
 from perpkit.backends.litesvm import LiteSvmBackend
-from perpkit.book import Book, decode_slot, join_i128, slot_slice
-from perpkit.checks import require_pubkey
+from perpkit.book import Book, SlotStatus
+from perpkit.checks import pubkey_of, require_pubkey
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed
-from perpkit.idl import PROGRAM_ID
-from perpkit.positions import Position, Side, project_funding
+from perpkit.idl import PROGRAM_ID, perps_idl
+from perpkit.market_handle import MarketAccounts, MarketHandle, PositionLike, explain_params
+from perpkit.positions import Position, project_funding
 from perpkit.program_errors import program_error
-from perpkit.risk import params_problems
 from perpkit.runtime import Features
 
-LAMPORTS_PER_SOL = 1_000_000_000
-U64_MAX = 2**64 - 1
 DEFAULT_BOOK_CAPACITY = 1024
-
-PositionLike = Position | PositionRef
-"""What names a position: a :class:`Position` or a user's :class:`PositionRef` (slot and generation)."""
-
-
-@contextlib.contextmanager
-def _explain_params(params: MarketParams, oi_long: int = 0, oi_short: int = 0) -> Iterator[None]:
-    """Add the reasons (``risk.params_problems``) to the program's ``InvalidMarketParams``."""
-    try:
-        yield
-    except program_errors.InvalidMarketParams as exc:
-        for problem in params_problems(params.to_idl(), oi_long, oi_short):
-            exc.add_note(problem)
-        raise
-
-
-def _ref(position: PositionLike) -> PositionRef:
-    if isinstance(position, Position):
-        return PositionRef(position.slot, position.generation)
-    if isinstance(position, PositionRef):
-        return position
-    raise InvalidInput(f"a position is named by a Position or a PositionRef (slot and generation), got {position!r}")
 
 
 class Client:
@@ -102,7 +78,7 @@ class Client:
         self.runtime_description = f"{backend.name} backend"
         """What runs the program: for the embedded runtime, the LiteSVM, its
         feature set and the perps build loaded (:mod:`perpkit.runtime`)."""
-        self._market_accounts: dict[Pubkey, MarketAccounts] = {}
+        self._markets: dict[Pubkey, MarketHandle] = {}
         self.after_send: list[Callable[[], Awaitable[None]]] = []
         """Called after every transaction this client sends, whether it succeeded or failed
         (the tests check SPEC 7 conservation this way)."""
@@ -184,7 +160,7 @@ class Client:
     # -- transactions -------------------------------------------------------
     def _signers(self, signers: Sequence[Keypair]) -> list[Keypair]:
         """The payer first (it pays the fee), then each other signer once."""
-        by_key = {s.pubkey(): s for s in [self.payer, *signers]}
+        by_key = {pubkey_of(s): s for s in [self.payer, *signers]}
         return list(by_key.values())
 
     def _with_budget(
@@ -276,42 +252,62 @@ class Client:
         return target
 
     # -- accounts -----------------------------------------------------------
-    async def _data(self, address: Pubkey, what: str) -> bytes:
-        account = await self.backend.get_account(require_pubkey(address, f"{what} address"))
+    async def account(self, address: Pubkey, *, data_slice: DataSlice | None = None) -> Account | None:
+        """The account at ``address``, or None; ``data_slice`` (offset, length) reads only those bytes."""
+        return await self.backend.get_account(require_pubkey(address, "address"), data_slice=data_slice)
+
+    async def accounts(
+        self, addresses: Sequence[Pubkey], *, data_slice: DataSlice | None = None
+    ) -> list[Account | None]:
+        """Several accounts in one call (getMultipleAccounts), None where one does not exist."""
+        keys = [require_pubkey(a, "address") for a in addresses]
+        return await self.backend.get_multiple_accounts(keys, data_slice=data_slice)
+
+    async def account_data(self, address: Pubkey, what: str, *, data_slice: DataSlice | None = None) -> bytes:
+        """The data of the account at ``address``; AccountNotFound names it as ``what`` when it is missing."""
+        account = await self.backend.get_account(require_pubkey(address, f"{what} address"), data_slice=data_slice)
         if account is None:
             raise AccountNotFound(address, what)
         return bytes(account.data)
 
+    async def program_accounts(
+        self,
+        *,
+        account_type: str | None = None,
+        memcmp: Sequence[tuple[int, bytes]] = (),
+        data_slice: DataSlice | None = None,
+    ) -> list[tuple[Pubkey, Account]]:
+        """Accounts of the program (getProgramAccounts); ``account_type`` (an IDL account name) filters
+        by its size and discriminator, ``memcmp`` by bytes at offsets after that."""
+        filters = list(memcmp)
+        size = None
+        if account_type is not None:
+            size = account_size(account_type)
+            filters.insert(0, (0, perps_idl().account_discriminator(account_type)))
+        return await self.backend.get_program_accounts(
+            self.program_id, data_size=size, memcmp=filters, data_slice=data_slice
+        )
+
+    async def set_account(self, address: Pubkey, account: Account) -> None:
+        """Write an account directly: test set-up, restoring a snapshot (embedded runtime, perpkit localnet,
+        surfpool); StateControlUnsupported elsewhere."""
+        await self.backend.set_account(require_pubkey(address, "address"), account)
+
+    async def airdrop(self, address: Pubkey, lamports: int) -> None:
+        """Lamports from the faucet (embedded runtime, localnet, devnet); AirdropFailed when refused."""
+        await self.backend.request_airdrop(address, lamports)
+
     async def fetch_market(self, address: Pubkey) -> Market:
-        market = decode_market(address, await self._data(address, "market"))
-        self._market_accounts[address] = MarketAccounts(market.book, market.oracle, market.vault, market.quote_mint)
-        return market
-
-    async def market_accounts(self, market: Pubkey) -> MarketAccounts:
-        """The accounts a market is bound to at creation (book, oracle, vault, mint): read once, then cached.
-
-        They never change after ``initialize_market``, so trading calls need
-        no read of the market to build their instructions."""
-        cached = self._market_accounts.get(market)
-        if cached is None:
-            await self.fetch_market(market)
-            cached = self._market_accounts[market]
-        return cached
-
-    async def _read_slot(self, book: Pubkey, slot: int) -> Any:
-        account = await self.backend.get_account(book, data_slice=slot_slice(slot))
-        if account is None:
-            raise AccountNotFound(book, "book")
-        return decode_slot(bytes(account.data))
+        return decode_market(address, await self.account_data(address, "market"))
 
     async def fetch_oracle(self, address: Pubkey) -> Oracle:
-        return decode_oracle(address, await self._data(address, "oracle"))
+        return decode_oracle(address, await self.account_data(address, "oracle"))
 
     async def fetch_book_header(self, address: Pubkey) -> BookHeader:
-        return decode_book_header(address, await self._data(address, "book"))
+        return decode_book_header(address, await self.account_data(address, "book"))
 
     async def token_balance(self, token_account: Pubkey) -> int:
-        return spl_token.token_amount(await self._data(token_account, "token account"))
+        return spl_token.token_amount(await self.account_data(token_account, "token account"))
 
     async def create_account_instruction(
         self, new_account: Pubkey, space: int, owner: Pubkey, payer: Pubkey | None = None
@@ -435,7 +431,7 @@ class Client:
             params=params or MarketParams(),
             program_id=self.program_id,
         )
-        with _explain_params(params or MarketParams()):
+        with explain_params(params or MarketParams()):
             await self.send([allocate, init], [signer, book])
         return pda.market_address(signer.pubkey(), market_id, self.program_id)
 
@@ -443,90 +439,66 @@ class Client:
     def user_address(self, market: Pubkey, owner: Pubkey | None = None) -> Pubkey:
         return pda.user_address(market, owner or self.payer.pubkey(), self.program_id)
 
+    # -- admin ----------------------------------------------------------------------
+    # -- trading --------------------------------------------------------------------
+    # -- a market's calls: the handle does the work (perpkit.market_handle) ------------------
+    async def market(self, address: Pubkey) -> MarketHandle:
+        """The market at ``address``: its bound accounts read once, trading and admin calls with ``_ix`` twins."""
+        handle = self._markets.get(address)
+        if handle is None:
+            handle = MarketHandle(self, address, await self.fetch_market(address))
+            self._markets[address] = handle
+        return handle
+
+    async def market_accounts(self, market: Pubkey) -> MarketAccounts:
+        """The accounts a market is bound to at creation (book, oracle, vault, mint): read once, then cached."""
+        return (await self.market(market)).accounts
+
     async def create_user(self, market: Pubkey, owner: Keypair | None = None) -> Pubkey:
         """The owner's user account in ``market`` (created; the owner pays rent)."""
-        signer = owner or self.payer
-        await self.send([ix.create_user(owner=signer.pubkey(), market=market, program_id=self.program_id)], [signer])
-        return self.user_address(market, signer.pubkey())
+        return await (await self.market(market)).create_user(owner)
 
     async def fetch_user(self, market: Pubkey, owner: Pubkey | None = None) -> User:
         address = self.user_address(market, owner)
-        return decode_user(address, await self._data(address, "user account"))
-
-    async def _token_account(self, market: Market | MarketAccounts, owner: Pubkey, given: Pubkey | None) -> Pubkey:
-        return given or spl_token.associated_token_address(owner, market.quote_mint)
+        return decode_user(address, await self.account_data(address, "user account"))
 
     async def deposit(
         self, market: Pubkey, amount: int, *, owner: Keypair | None = None, token_account: Pubkey | None = None
     ) -> TxResult:
         """Move ``amount`` quote atoms from the owner's token account (default: its ATA) to free collateral."""
-        signer = owner or self.payer
-        m = await self.market_accounts(market)
-        source = await self._token_account(m, signer.pubkey(), token_account)
-        instruction = ix.deposit(owner=signer.pubkey(), market=market, owner_token=source, vault=m.vault,
-                                 amount=amount, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).deposit(amount, owner=owner, token_account=token_account)
 
     async def withdraw(
         self, market: Pubkey, amount: int, *, owner: Keypair | None = None, token_account: Pubkey | None = None
     ) -> TxResult:
         """Move ``amount`` of free collateral back to the owner's token account (default: its ATA)."""
-        signer = owner or self.payer
-        m = await self.market_accounts(market)
-        target = await self._token_account(m, signer.pubkey(), token_account)
-        instruction = ix.withdraw(owner=signer.pubkey(), market=market, owner_token=target, vault=m.vault,
-                                  amount=amount, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
-
-    # -- admin ----------------------------------------------------------------------
-    async def _fund(
-        self, market: Pubkey, amount: int, admin: Keypair | None, token_account: Pubkey | None, pool: bool
-    ) -> TxResult:
-        signer = admin or self.payer
-        m = await self.market_accounts(market)
-        source = await self._token_account(m, signer.pubkey(), token_account)
-        build = ix.fund_pool if pool else ix.fund_insurance
-        instruction = build(admin=signer.pubkey(), market=market, admin_token=source, vault=m.vault,
-                            amount=amount, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).withdraw(amount, owner=owner, token_account=token_account)
 
     async def fund_pool(
         self, market: Pubkey, amount: int, *, admin: Keypair | None = None, token_account: Pubkey | None = None
     ) -> TxResult:
         """Admin: add ``amount`` quote atoms to the pool (the counterparty of every trade)."""
-        return await self._fund(market, amount, admin, token_account, pool=True)
+        return await (await self.market(market)).fund_pool(amount, admin=admin, token_account=token_account)
 
     async def fund_insurance(
         self, market: Pubkey, amount: int, *, admin: Keypair | None = None, token_account: Pubkey | None = None
     ) -> TxResult:
         """Admin: add ``amount`` quote atoms to the insurance fund."""
-        return await self._fund(market, amount, admin, token_account, pool=False)
+        return await (await self.market(market)).fund_insurance(amount, admin=admin, token_account=token_account)
 
     async def update_market_params(
         self, market: Pubkey, params: MarketParams, *, admin: Keypair | None = None
     ) -> TxResult:
-        """Admin: new risk parameters, within the program's bounds (docs/risk-engine.md, "Parameters").
-
-        Refused with ``ParamsWouldLiquidate`` when they would make an open position liquidatable at the
-        current index, and ``InvalidMarketParams`` (with the reasons as a note) when out of bounds."""
-        signer = admin or self.payer
-        m = await self.fetch_market(market)
-        instruction = ix.update_market_params(admin=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
-                                              params=params, program_id=self.program_id)  # fmt: skip
-        with _explain_params(params, m.oi_long, m.oi_short):
-            return await self.send([instruction], [signer])
+        """Admin: new risk parameters (see :meth:`MarketHandle.update_params`)."""
+        return await (await self.market(market)).update_params(params, admin=admin)
 
     async def set_paused(self, market: Pubkey, paused: bool, *, admin: Keypair | None = None) -> TxResult:
-        signer = admin or self.payer
-        instruction = ix.set_paused(admin=signer.pubkey(), market=market, paused=paused, program_id=self.program_id)
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).set_paused(paused, admin=admin)
 
     async def update_funding(self, market: Pubkey) -> TxResult:
         """Permissionless: read the oracle and bring funding up to date."""
-        m = await self.market_accounts(market)
-        return await self.send([ix.update_funding(market=market, oracle=m.oracle, program_id=self.program_id)])
+        return await (await self.market(market)).update_funding()
 
-    # -- trading --------------------------------------------------------------------
     async def open_position(
         self,
         market: Pubkey,
@@ -537,102 +509,49 @@ class Client:
         worst_price: int | None = None,
         owner: Keypair | None = None,
     ) -> Position:
-        """Open a position and return it.
-
-        ``side`` is ``Side.LONG``/``Side.SHORT``; ``size`` in base atoms,
-        ``collateral`` in quote atoms. ``worst_price`` bounds the fill price
-        (default: none).
-        """
-        signer = owner or self.payer
-        links = await self.market_accounts(market)
-        limit = worst_price if worst_price is not None else (U64_MAX if side == Side.LONG else 0)
-        instruction = ix.open_position(owner=signer.pubkey(), market=market, book=links.book, oracle=links.oracle,
-                                       side=int(side), size=size, collateral=collateral, worst_price=limit,
-                                       program_id=self.program_id)  # fmt: skip
-        result = await self.send([instruction], [signer])
-        ref = self._returned_ref(result)
-        # The new position from its slot alone (one dataSlice of the book, never the whole
-        # book), and the market and clock in one getMultipleAccounts to project funding.
-        market_account, clock = await self.backend.get_multiple_accounts([market, CLOCK])
-        if market_account is None or clock is None:
-            raise AccountNotFound(market, "market")
-        decoded = decode_market(market, bytes(market_account.data))
-        m = project_funding(decoded, clock_from_sysvar(bytes(clock.data)).unix_timestamp)
-        slot = await self._read_slot(links.book, ref.slot)
-        return _slot_position(m, ref.slot, slot, liquidated=False, owner=signer.pubkey())
-
-    def _returned_ref(self, result: TxResult) -> PositionRef:
-        """The new position's reference, from ``open_position``'s return data."""
-        returned = result.return_data
-        if returned is None or returned.program_id != self.program_id:
-            raise TransactionFailed("open_position succeeded but returned no position reference", result.logs,
-                                    result.signature)  # fmt: skip
-        return PositionRef.decode(returned.data)
+        """Open a position and return it (see :meth:`MarketHandle.open_position`)."""
+        handle = await self.market(market)
+        return await handle.open_position(side, size, collateral, worst_price=worst_price, owner=owner)
 
     async def close_position(
         self, market: Pubkey, position: PositionLike, *, worst_price: int | None = None, owner: Keypair | None = None
     ) -> TxResult:
         """Close ``position``; PnL, funding and fee settle into free collateral."""
-        signer = owner or self.payer
-        ref = _ref(position)
-        m = await self.market_accounts(market)
-        if worst_price is None:
-            if isinstance(position, Position):
-                side = position.side
-            else:  # one slot of the book, not the book
-                side = int((await self._read_slot(m.book, ref.slot))["side"])
-            worst_price = U64_MAX if side == Side.SHORT else 0
-        instruction = ix.close_position(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
-                                        position=ref, worst_price=worst_price, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).close_position(position, worst_price=worst_price, owner=owner)
 
     async def add_margin(
         self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
     ) -> TxResult:
-        signer = owner or self.payer
-        ref = _ref(position)
-        m = await self.market_accounts(market)
-        instruction = ix.add_margin(owner=signer.pubkey(), market=market, book=m.book, position=ref, amount=amount,
-                                    program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).add_margin(position, amount, owner=owner)
 
     async def remove_margin(
         self, market: Pubkey, position: PositionLike, amount: int, *, owner: Keypair | None = None
     ) -> TxResult:
-        signer = owner or self.payer
-        ref = _ref(position)
-        m = await self.market_accounts(market)
-        instruction = ix.remove_margin(owner=signer.pubkey(), market=market, book=m.book, oracle=m.oracle,
-                                       position=ref, amount=amount, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction], [signer])
+        return await (await self.market(market)).remove_margin(position, amount, owner=owner)
 
     async def clear_position(self, market: Pubkey, owner: Pubkey, position: PositionLike) -> TxResult:
         """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
-        ref = _ref(position)
-        m = await self.market_accounts(market)
-        instruction = ix.clear_position(market=market, user=self.user_address(market, owner), book=m.book,
-                                        position=ref, program_id=self.program_id)  # fmt: skip
-        return await self.send([instruction])
+        return await (await self.market(market)).clear_position(owner, position)
 
     # -- reading the book --------------------------------------------------------------
     async def fetch_book(self, market: Pubkey) -> Book:
         m = await self.fetch_market(market)
-        return Book.decode(m.book, await self._data(m.book, "book"))
+        return Book.decode(m.book, await self.account_data(m.book, "book"))
 
     async def fetch_position(self, market: Pubkey, slot: int, *, owner: Pubkey | None = None) -> Position:
         """The position in ``slot``, with funding brought up to the cluster's now."""
         m = project_funding(await self.fetch_market(market), await self.now())
-        book = Book.decode(m.book, await self._data(m.book, "book"))
+        book = Book.decode(m.book, await self.account_data(m.book, "book"))
         return _position(m, book, slot, book.live_mask(), owner)
 
     async def positions(self, market: Pubkey, owner: Pubkey | None = None) -> list[Position]:
         """Every open or liquidated-but-uncleared position of the market, or of one owner."""
         m = project_funding(await self.fetch_market(market), await self.now())
-        book = Book.decode(m.book, await self._data(m.book, "book"))
+        book = Book.decode(m.book, await self.account_data(m.book, "book"))
         live = book.live_mask()
         if owner is None:
             used = book.header.slots_used
-            slots = [int(s) for s in np.nonzero(book.slots["status"][:used] == 1)[0]]
+            slots = [int(s) for s in np.nonzero(book.slots["status"][:used] == SlotStatus.OPEN)[0]]
             return [_position(m, book, s, live, None) for s in slots]
         user = await self.fetch_user(market, owner)
         found = []
@@ -642,32 +561,6 @@ class Client:
                 position = replace(position, generation=ref.generation, liquidated=True)
             found.append(position)
         return found
-
-
-@dataclass(frozen=True)
-class MarketAccounts:
-    """The accounts a market is bound to for life."""
-
-    book: Pubkey
-    oracle: Pubkey
-    vault: Pubkey
-    quote_mint: Pubkey
-
-
-def _slot_position(market: Market, slot: int, s: Any, *, liquidated: bool, owner: Pubkey | None) -> Position:
-    return Position(
-        market=market,
-        slot=slot,
-        generation=int(s["generation"]),
-        side=int(s["side"]),
-        size=int(s["size"]),
-        collateral=int(s["collateral"]),
-        entry_price=int(s["entry_price"]),
-        funding_at_open=join_i128(s["funding_at_open_lo"], s["funding_at_open_hi"]),
-        key=join_i128(s["key_lo"], s["key_hi"]),
-        liquidated=liquidated,
-        owner=owner,
-    )
 
 
 def _position(market: Market, book: Book, slot: int, live: Any, owner: Pubkey | None) -> Position:

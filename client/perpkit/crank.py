@@ -15,13 +15,14 @@ from solders.pubkey import Pubkey
 
 from perpkit import instructions as ix
 from perpkit import program_errors, risk
-from perpkit.accounts import Market, PositionRef, account_size, decode_users
+from perpkit.accounts import Market, PositionRef, decode_users
 from perpkit.backends.base import TxResult
 from perpkit.book import Book
 from perpkit.client import Client
 from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.idl import perps_idl
 from perpkit.positions import project_funding
+from perpkit.risk import Side
 from perpkit.spl_token import associated_token_address
 
 DEFAULT_GC_BATCH = 2_048
@@ -74,7 +75,7 @@ def decode_batches(logs: list[str]) -> list[LiquidationBatch]:
 def find_liquidatable(
     book: Book, market: Market, index_price: int, live: dict[int, NDArray[np.uint32]] | None = None
 ) -> dict[int, NDArray[np.uint32]]:
-    """Live positions per side (``risk.LONG``/``risk.SHORT``) that ``liquidate`` would cut at ``index_price``.
+    """Live positions per side (``Side.LONG``/``Side.SHORT``) that ``liquidate`` would cut at ``index_price``.
 
     Vectorised over the whole book: the funding-free keys are compared with
     each side's threshold as two 64-bit words.  ``market`` should have its
@@ -82,7 +83,7 @@ def find_liquidatable(
     ``live`` may give each side's live slots (``book.live_slots``) when the caller has them already.
     """
     found: dict[int, NDArray[np.uint32]] = {}
-    for side in (risk.LONG, risk.SHORT):
+    for side in Side:
         slots = book.live_slots(side) if live is None else live[side]
         threshold = risk.threshold(side, index_price, market.funding_index(side), market.params.maintenance_margin_bps)
         found[side] = slots[book.liquidatable(side, slots, threshold)]
@@ -113,7 +114,7 @@ async def liquidate(
     signer = cranker or client.payer
     m = await client.fetch_market(market)
     target = cranker_token or associated_token_address(signer.pubkey(), m.quote_mint)
-    if await client.backend.get_account(target) is None:
+    if await client.account(target, data_slice=(0, 0)) is None:
         raise AccountNotFound(target, "the cranker's token account for the reward (create it, or name another)")
     instruction = ix.liquidate(cranker=signer.pubkey(), market=market, book=m.book, oracle=m.oracle, vault=m.vault,
                                cranker_token=target, program_id=client.program_id)  # fmt: skip
@@ -156,10 +157,7 @@ async def clear_liquidated(
     book = book or await client.fetch_book(market)
     live = book.live_mask()
     book_address = book.header.address
-    disc = perps_idl().account_discriminator("User")
-    users = await client.backend.get_program_accounts(
-        client.program_id, data_size=account_size("User"), memcmp=[(0, disc), (8, bytes(market))]
-    )
+    users = await client.program_accounts(account_type="User", memcmp=[(8, bytes(market))])
     table = decode_users([(address, account.data) for address, account in users])
     owners, ref_slots, ref_generations = table.open_refs()
     in_book = np.flatnonzero(ref_slots < book.header.capacity)
@@ -218,7 +216,7 @@ def expected_batch(book: Book, market: Market, index_price: int, now: int) -> Ba
     m = project_funding(market, now)
     cut = find_liquidatable(book, m, index_price)
     sums = {side: risk.Sums.of([book.terms(int(s)) for s in slots]) for side, slots in cut.items()}
-    exit_price = risk.batch_exit_price(index_price, m.skew, sums[risk.LONG].size, sums[risk.SHORT].size,
+    exit_price = risk.batch_exit_price(index_price, m.skew, sums[Side.LONG].size, sums[Side.SHORT].size,
                                        m.params.skew_scale)  # fmt: skip
     equity = 0
     collateral = 0

@@ -17,7 +17,7 @@ from perpkit import risk
 from perpkit.accounts import Market, MarketParams
 from perpkit.book import Book
 from perpkit.errors import RiskError
-from perpkit.risk import LONG, Terms
+from perpkit.risk import Side, Terms
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,15 @@ class Engine:
         self, *, now: int, oracle: OracleReading, side: int, size: int, collateral: int, worst_price: int, free: int
     ) -> Opened:
         """``open_position``: what the program does, or the RiskError it returns."""
-        if side not in (0, 1):
+        if side not in (Side.LONG, Side.SHORT):
             raise RiskError("InvalidSide")
         if size == 0:
             raise RiskError("InvalidSize")
         if collateral == 0:
             raise RiskError("InvalidAmount")
         m = self.read_oracle(self.touch(now), oracle, now)
-        price = self.fill(m, oracle.price, size, side == LONG, worst_price)
-        side_oi = m.oi_long if side == LONG else m.oi_short
+        price = self.fill(m, oracle.price, size, side == Side.LONG, worst_price)
+        side_oi = m.oi_long if side == Side.LONG else m.oi_short
         if side_oi + size > m.params.open_interest_cap:
             raise RiskError("OpenInterestCapExceeded")
         notional = risk.notional(size, price)
@@ -116,8 +116,8 @@ class Engine:
             raise RiskError("WouldBeLiquidatable")
         m = replace(
             m,
-            oi_long=m.oi_long + (size if side == LONG else 0),
-            oi_short=m.oi_short + (size if side != LONG else 0),
+            oi_long=m.oi_long + (size if side == Side.LONG else 0),
+            oi_short=m.oi_short + (size if side != Side.LONG else 0),
             pool_balance=m.pool_balance + fee,
             total_free_collateral=m.total_free_collateral - collateral - fee,
             total_position_collateral=m.total_position_collateral + collateral,
@@ -136,7 +136,7 @@ class Engine:
         risk.check_params(params.to_idl(), m.oi_long, m.oi_short)
         m = replace(self.touch(now), params=params)
         m = self.read_oracle(m, oracle, now)
-        for side in (risk.LONG, risk.SHORT):
+        for side in Side:
             slot = book.most_exposed(side)
             if slot is None:
                 continue
@@ -148,7 +148,7 @@ class Engine:
     def close(self, *, now: int, oracle: OracleReading, terms: Terms, worst_price: int) -> Closed:
         """``close_position``: the payout to free collateral and the pool's share."""
         m = self.read_oracle(self.touch(now), oracle, now)
-        price = self.fill(m, oracle.price, terms.size, terms.side != LONG, worst_price)
+        price = self.fill(m, oracle.price, terms.size, terms.side != Side.LONG, worst_price)
         notional = risk.notional(terms.size, price)
         fee = risk.fee(notional, m.params.taker_fee_bps)
         pnl = risk.pnl(terms, price)
@@ -159,8 +159,8 @@ class Engine:
             raise RiskError("InsufficientPoolBalance")
         m = replace(
             m,
-            oi_long=m.oi_long - (terms.size if terms.side == LONG else 0),
-            oi_short=m.oi_short - (terms.size if terms.side != LONG else 0),
+            oi_long=m.oi_long - (terms.size if terms.side == Side.LONG else 0),
+            oi_short=m.oi_short - (terms.size if terms.side != Side.LONG else 0),
             pool_balance=pool,
             total_free_collateral=m.total_free_collateral + payout,
             total_position_collateral=m.total_position_collateral - terms.collateral,

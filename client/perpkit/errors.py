@@ -61,6 +61,10 @@ class AccountDecodeError(DecodeError):
     """Account data does not decode as the expected type."""
 
 
+class StateControlUnsupported(PerpkitError):
+    """The endpoint cannot write accounts directly (it has no ``surfnet_setAccount``)."""
+
+
 class ClockControlUnsupported(PerpkitError):
     """The backend cannot move the cluster clock (for example a public RPC endpoint)."""
 

@@ -16,15 +16,10 @@ from solders.pubkey import Pubkey
 
 from perpkit import risk
 from perpkit.accounts import Market
+from perpkit.risk import Side as Side  # defined in perpkit.risk, re-exported here
 
-LONG, SHORT = risk.LONG, risk.SHORT
 WARNING_FRACTION = Fraction(4, 5)
 """Warning once the index has covered this fraction of the way from entry to the liquidation price (exact)."""
-
-
-class Side(enum.IntEnum):
-    LONG = 0
-    SHORT = 1
 
 
 class Health(enum.Enum):
@@ -103,7 +98,7 @@ class Position:
         """Loan to value: the borrowed share of what the position holds."""
         notional = self.size * price / risk.B
         equity = self.equity(price)
-        if self.side == LONG:
+        if self.side == Side.LONG:
             return (notional - equity) / notional
         return notional / (notional + equity) if notional + equity > 0 else float("inf")
 
@@ -121,8 +116,8 @@ class Position:
         if self.liquidated or self.is_liquidatable(price):
             return Health.LIQUIDATABLE
         lp = self.liquidation_price()
-        distance = self.entry_price - lp if self.side == LONG else lp - self.entry_price
-        travelled = self.entry_price - price if self.side == LONG else price - self.entry_price
+        distance = self.entry_price - lp if self.side == Side.LONG else lp - self.entry_price
+        travelled = self.entry_price - price if self.side == Side.LONG else price - self.entry_price
         if distance > 0 and travelled >= WARNING_FRACTION * distance:
             return Health.WARNING
         return Health.HEALTHY

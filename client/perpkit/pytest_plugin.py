@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from solana.constants import LAMPORTS_PER_SOL
 
 from perpkit.client import Client
 from perpkit.errors import ClockControlUnsupported
@@ -37,7 +38,6 @@ from perpkit.localnet.process import LocalnetProcess
 
 START_TIME = 1_700_000_000
 """Unix time the embedded runtime's clock (and the session's localnet) starts at."""
-LAMPORTS_PER_SOL = 1_000_000_000
 BACKENDS = ("litesvm", "rpc")
 
 

@@ -9,20 +9,33 @@ the model with what the program wrote on chain.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from perpkit.errors import RiskError as RiskError  # defined in perpkit.errors, re-exported here
+from perpkit.idl import perps_idl
 
-B = 10**6
+# The program's constants, from the IDL (the C program reads the same ones from perps_idl.h).
+B = perps_idl().constant("BASE_UNIT")
 """Base atoms per whole base unit."""
-BPS = 10**4
-FS = 10**6
+BPS = perps_idl().constant("BPS")
+FS = perps_idl().constant("FUNDING_SCALE")
 """Funding index units per quote atom per base unit."""
-DAY = 86_400
-LONG, SHORT = 0, 1
+DAY = perps_idl().constant("SECONDS_PER_DAY")
+
+
+class Side(enum.IntEnum):
+    """A position's side, as the program encodes it (IDL constants ``SIDE_LONG``/``SIDE_SHORT``)."""
+
+    LONG = perps_idl().constant("SIDE_LONG")
+    SHORT = perps_idl().constant("SIDE_SHORT")
+
+
+LONG, SHORT = Side.LONG, Side.SHORT
+"""Aliases of ``Side.LONG``/``Side.SHORT`` (the same objects), kept for compatibility."""
 
 U64_MAX = 2**64 - 1
 I128_MAX = 2**127 - 1
@@ -239,22 +252,22 @@ def key(t: Terms) -> int:
     if t.size == 0:
         raise RiskError("InvalidSize")
     c_over_s = (t.collateral * B * BPS * FS) // t.size
-    if t.side == LONG:
+    if t.side == Side.LONG:
         return _i128(_i128(_i128(FS * t.entry_price - t.funding_at_open) * BPS) - c_over_s)
     return _i128(_i128(_i128(FS * t.entry_price + t.funding_at_open) * BPS) + c_over_s)
 
 
 def threshold(side: int, price: int, funding_index: int, mm_bps: int) -> int:
-    factor = BPS - mm_bps if side == LONG else BPS + mm_bps
+    factor = BPS - mm_bps if side == Side.LONG else BPS + mm_bps
     scaled_price = FS * price * factor
     if scaled_price > I128_MAX:
         raise RiskError("ArithmeticOverflow")
     scaled_index = _i128(funding_index * BPS)
-    return _i128(scaled_price - scaled_index if side == LONG else scaled_price + scaled_index)
+    return _i128(scaled_price - scaled_index if side == Side.LONG else scaled_price + scaled_index)
 
 
 def liquidatable(side: int, key_value: int, threshold_value: int) -> bool:
-    return threshold_value < key_value if side == LONG else key_value < threshold_value
+    return threshold_value < key_value if side == Side.LONG else key_value < threshold_value
 
 
 def liquidation_price(t: Terms, funding_index: int, mm_bps: int) -> int:
@@ -265,13 +278,13 @@ def liquidation_price(t: Terms, funding_index: int, mm_bps: int) -> int:
 def key_liquidation_price(side: int, key_value: int, funding_index: int, mm_bps: int) -> int:
     """The liquidation price of a position of ``side`` with the key ``key_value`` (``perpkit.book`` vectorises it)."""
     scaled_index = _i128(funding_index * BPS)
-    if side == LONG:
+    if side == Side.LONG:
         return _i128(ceil_div(_i128(key_value + scaled_index), FS * (BPS - mm_bps)))
     return _i128(_i128(key_value - scaled_index) // (FS * (BPS + mm_bps)))
 
 
 def pnl(t: Terms, price: int) -> int:
-    move = price - t.entry_price if t.side == LONG else t.entry_price - price
+    move = price - t.entry_price if t.side == Side.LONG else t.entry_price - price
     return _i128(move * t.size) // B
 
 
@@ -311,7 +324,7 @@ class Sums:
 def batch_equity(side: int, sums: Sums, price: int, funding_index: int) -> int:
     """Aggregate equity of cut positions: collateral + floor(pnl) - ceil(funding owed), from their sums."""
     value = price * sums.size
-    move = value - sums.size_entry if side == LONG else sums.size_entry - value
+    move = value - sums.size_entry if side == Side.LONG else sums.size_entry - value
     pnl = _i128(move // B)
     owed = ceil_div(_i128(_i128(funding_index * sums.size) - sums.size_funding), B * FS)
     return _i128(_i128(sums.collateral + pnl) - owed)

@@ -48,6 +48,9 @@ Features = Literal["mainnet", "all"]
 """Which feature set the embedded runtime starts with."""
 FEATURE_CHOICES: tuple[str, ...] = get_args(Features)
 
+SLOT_MS = 400
+"""Slot length of the in-process chains (embedded LiteSVM, localnet), in milliseconds, as on a cluster."""
+
 LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
 """The upgradeable BPF loader."""
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from solana.constants import LAMPORTS_PER_SOL
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from perpkit.accounts import MarketParams, account_size, decode_users
+from perpkit.accounts import MarketParams, decode_users
 from perpkit.client import Client
 from perpkit.errors import ConservationError as ConservationError  # defined in perpkit.errors, re-exported here
 from perpkit.errors import InvalidInput
@@ -29,7 +30,7 @@ class AccountState:
 async def snapshot(client: Client, addresses: Iterable[Pubkey]) -> dict[Pubkey, AccountState | None]:
     """The state of each account (None where it does not exist)."""
     keys = list(dict.fromkeys(addresses))
-    accounts = await client.backend.get_multiple_accounts(keys)
+    accounts = await client.accounts(keys)
     return {
         key: None if acc is None else AccountState(acc.lamports, acc.owner, acc.executable, bytes(acc.data))
         for key, acc in zip(keys, accounts, strict=True)
@@ -121,12 +122,7 @@ async def conservation(client: Client, market: Pubkey) -> Conservation:
     """Read the vault, every user account of the market and every live position, and check SPEC 7."""
     m = await client.fetch_market(market)
     vault = await client.token_balance(m.vault)
-    idl = perps_idl()
-    users = await client.backend.get_program_accounts(
-        client.program_id,
-        data_size=account_size("User"),
-        memcmp=[(0, idl.account_discriminator("User")), (8, bytes(market))],
-    )
+    users = await client.program_accounts(account_type="User", memcmp=[(8, bytes(market))])
     free = decode_users([(address, account.data) for address, account in users]).total_free_collateral
     book = await client.fetch_book(market)
     live = book.live_mask()
@@ -197,7 +193,7 @@ async def setup_trading(
     keys = []
     for _ in range(traders):
         trader = Keypair()
-        await client.backend.request_airdrop(trader.pubkey(), 1_000_000_000)
+        await client.airdrop(trader.pubkey(), LAMPORTS_PER_SOL)
         account = await client.create_token_account(setup.quote_mint, trader.pubkey())
         await client.mint_to(setup.quote_mint, account, deposit)
         await client.create_user(setup.market, owner=trader)

@@ -15,8 +15,6 @@
 #define BOOK_LEAF 0x80000000u
 #define BOOK_NONE 0u
 #define BOOK_KEY_BITS 160u /* 128-bit key, then the 32-bit slot */
-#define SLOT_FREE 0
-#define SLOT_OPEN 1
 
 _Static_assert(sizeof(PerpsBook) + 8 == PERPS_BOOK_HEADER_SIZE, "book header size");
 _Static_assert(sizeof(PerpsPositionSlot) == PERPS_BOOK_SLOT_SIZE, "slot size");

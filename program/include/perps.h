@@ -112,7 +112,7 @@ PerpsResult user_forget(PerpsUser *u, uint32_t ref);
 void position_terms(const PerpsPositionSlot *p, PositionTerms *out);
 /* The side's cumulative funding index (inlined: BPF calls cannot return 128 bits). */
 static inline __attribute__((always_inline)) i128 market_funding_index(const PerpsMarket *m, uint8_t side) {
-  return pk_load_i128(side == SIDE_LONG ? &m->funding_index_long : &m->funding_index_short);
+  return pk_load_i128(side == PERPS_SIDE_LONG ? &m->funding_index_long : &m->funding_index_short);
 }
 /* The market's vault. */
 PerpsResult require_vault(Ctx *ctx, const SolAccountInfo *acc, const PerpsMarket *m);

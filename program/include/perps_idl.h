@@ -19,6 +19,11 @@
 #define PERPS_FUNDING_SCALE (1000000ULL)
 #define PERPS_SIDE_LONG (0ULL)
 #define PERPS_SIDE_SHORT (1ULL)
+#define PERPS_SLOT_FREE (0ULL)
+#define PERPS_SLOT_OPEN (1ULL)
+#define PERPS_BASE_UNIT (1000000ULL)
+#define PERPS_BPS (10000ULL)
+#define PERPS_SECONDS_PER_DAY (86400ULL)
 
 /* ---- errors (custom program error codes) ---- */
 enum {

@@ -12,12 +12,10 @@
 #include "perps_idl.h"
 #include "result.h"
 
-#define RISK_B 1000000ULL     /* base atoms per whole base unit */
-#define RISK_BPS 10000ULL     /* basis points in 100% */
-#define RISK_FS 1000000ULL    /* funding index units per quote atom per base unit */
-#define RISK_DAY 86400ULL     /* seconds */
-
-enum { SIDE_LONG = 0, SIDE_SHORT = 1 };
+/* Constants (from the IDL, perps_idl.h): PERPS_BASE_UNIT base atoms per whole
+ * base unit (B), PERPS_BPS basis points in 100%, PERPS_FUNDING_SCALE funding
+ * index units per quote atom per base unit (FS), PERPS_SECONDS_PER_DAY, and
+ * the sides PERPS_SIDE_LONG/PERPS_SIDE_SHORT. */
 
 /* SPEC 3: price > 0, age <= max staleness, publish time at most
  * max_publish_ahead_s ahead of now, conf * 1e4 <= max_conf_bps * price. */
@@ -32,7 +30,7 @@ void risk_update_ewma(uint64_t *ewma, int64_t *updated_at, uint64_t price, int64
 PerpsResult risk_check_params(const PerpsMarketParams *p, uint64_t oi_long, uint64_t oi_short);
 
 /* One funding accrual over `dt` seconds at `price`, for open interest
- * `oi[SIDE_LONG]`/`oi[SIDE_SHORT]`; updates index[SIDE_LONG]/[SIDE_SHORT].
+ * `oi[PERPS_SIDE_LONG]`/`oi[PERPS_SIDE_SHORT]`; updates index[PERPS_SIDE_LONG]/[PERPS_SIDE_SHORT].
  * The heavy side's index rises by D per unit and the light side's falls by
  * the same D: each unit of the light side receives the rate the heavy side
  * pays, and the pool keeps the rest (SPEC 5). */
@@ -80,7 +78,7 @@ PerpsResult risk_key(const PositionTerms *pos, i128 *key);
  * positions with key < threshold, are liquidatable. */
 PerpsResult risk_threshold(uint8_t side, uint64_t price, const i128 *funding_index, uint16_t mm_bps, i128 *out);
 static inline bool risk_liquidatable(uint8_t side, i128 key, i128 threshold) {
-  return side == SIDE_LONG ? threshold < key : key < threshold;
+  return side == PERPS_SIDE_LONG ? threshold < key : key < threshold;
 }
 /* Liquidation price: a long is liquidatable below it, a short above it. */
 PerpsResult risk_liquidation_price(const PositionTerms *pos, i128 funding_index, uint16_t mm_bps, i128 *out);

@@ -44,7 +44,7 @@ PerpsResult book_alloc_slot(Book *b, uint32_t *slot) {
 
 void book_free_slot(Book *b, uint32_t slot) {
   PerpsPositionSlot *p = &b->slots[slot];
-  p->status = SLOT_FREE;
+  p->status = PERPS_SLOT_FREE;
   p->generation += 1;
   p->next = b->header->free_slot;
   b->header->free_slot = slot + 1;
@@ -179,7 +179,7 @@ PerpsResult book_insert(Book *b, uint32_t slot) {
 
 bool book_is_live(const Book *b, uint32_t slot) {
   const PerpsPositionSlot *p = &b->slots[slot];
-  if (p->status != SLOT_OPEN || p->side > SIDE_SHORT) return false;
+  if (p->status != PERPS_SLOT_OPEN || p->side > PERPS_SIDE_SHORT) return false;
   u128 key = book_ordered(pk_load_i128(&p->key));
   return walk(b, b->header->roots[p->side], key, slot) == (BOOK_LEAF | slot);
 }
@@ -219,7 +219,7 @@ uint32_t book_extreme(const Book *b, uint8_t side) {
   uint32_t ref = b->header->roots[side];
   if (ref == BOOK_NONE) return UINT32_MAX;
   /* longs: the highest composite; shorts: the lowest */
-  uint32_t dir = side == SIDE_LONG ? 1 : 0;
+  uint32_t dir = side == PERPS_SIDE_LONG ? 1 : 0;
   while (!book_is_leaf(ref)) ref = book_node(b, ref)->children[dir];
   return book_leaf_slot(ref);
 }

@@ -36,7 +36,7 @@ PerpsResult ix_fund_insurance(Ctx *ctx, const PerpsFundInsuranceAccounts *a, con
  * position of each side (one walk down its tree) is the only one to test. */
 static PerpsResult check_nobody_liquidated(const PerpsMarket *m, const Book *b, uint64_t price,
                                            const PerpsMarketParams *next) {
-  for (uint8_t side = SIDE_LONG; side <= SIDE_SHORT; side++) {
+  for (uint8_t side = PERPS_SIDE_LONG; side <= PERPS_SIDE_SHORT; side++) {
     uint32_t slot = book_extreme(b, side);
     if (slot == UINT32_MAX) continue;
     i128 index = market_funding_index(m, side), threshold;

@@ -15,8 +15,8 @@ static PerpsResult cut_side(const PerpsMarket *m, Book *b, uint8_t side, uint64_
   TRY(risk_threshold(side, price, &index, m->params.maintenance_margin_bps, &threshold));
   BookCut cut = {
       .key = book_ordered(threshold),
-      .slot = side == SIDE_LONG ? UINT32_MAX : 0,
-      .above = side == SIDE_LONG,
+      .slot = side == PERPS_SIDE_LONG ? UINT32_MAX : 0,
+      .above = side == PERPS_SIDE_LONG,
   };
   return book_cut(b, side, &cut, sums);
 }
@@ -52,15 +52,15 @@ PerpsResult ix_liquidate(Ctx *ctx, const PerpsLiquidateAccounts *a, const PerpsL
 
   /* which positions go is decided at the index price ... */
   BookSums longs, shorts;
-  TRY(cut_side(m, &b, SIDE_LONG, price, &longs));
-  TRY(cut_side(m, &b, SIDE_SHORT, price, &shorts));
+  TRY(cut_side(m, &b, PERPS_SIDE_LONG, price, &longs));
+  TRY(cut_side(m, &b, PERPS_SIDE_SHORT, price, &shorts));
   if (longs.count + shorts.count == 0) return PERPS_ERR_NOTHING_TO_LIQUIDATE;
   /* ... and they leave as one trade at the fill price of the batch's net size (SPEC 6) */
   BatchExit exit = {price, (i128)m->oi_long - (i128)m->oi_short, longs.size, shorts.size, m->params.skew_scale};
   TRY(risk_batch_exit_price(&exit, &exit_price));
   i128 long_equity, short_equity, equity;
-  TRY(side_equity(m, SIDE_LONG, &longs, exit_price, &long_equity));
-  TRY(side_equity(m, SIDE_SHORT, &shorts, exit_price, &short_equity));
+  TRY(side_equity(m, PERPS_SIDE_LONG, &longs, exit_price, &long_equity));
+  TRY(side_equity(m, PERPS_SIDE_SHORT, &shorts, exit_price, &short_equity));
   if (!pk_add_i128(long_equity, short_equity, &equity)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
   uint64_t collateral = longs.collateral;
   TRY(add_u64(&collateral, shorts.collateral));

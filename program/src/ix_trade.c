@@ -70,7 +70,7 @@ static PerpsResult pool_change(PerpsMarket *m, i128 delta) {
 }
 
 PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionAccounts *a, const PerpsOpenPositionArgs *args) {
-  if (args->side > SIDE_SHORT) return PERPS_ERR_INVALID_SIDE;
+  if (args->side > PERPS_SIDE_SHORT) return PERPS_ERR_INVALID_SIDE;
   if (args->size == 0) return PERPS_ERR_INVALID_SIZE;
   if (args->collateral == 0) return PERPS_ERR_INVALID_AMOUNT;
   TraderAccounts shared = {a->owner, a->market, a->user, a->book};
@@ -82,7 +82,7 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionAccounts *a, const
   Book b = t.b;
   TRY(market_read_oracle(ctx, m, a->oracle, t.now, &index_price));
 
-  bool buy = args->side == SIDE_LONG;
+  bool buy = args->side == PERPS_SIDE_LONG;
   Order order = {index_price, args->size, args->worst_price, buy};
   TRY(fill(m, &order, &price));
   /* SPEC 3: no side above the cap, so |skew| keeps the mark within half the maintenance margin */
@@ -131,7 +131,7 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionAccounts *a, const
   p->collateral = args->collateral;
   p->entry_price = price;
   p->side = args->side;
-  p->status = SLOT_OPEN;
+  p->status = PERPS_SLOT_OPEN;
   TRY(book_insert(&b, slot));
 
   PerpsPositionRef *r = &u->positions[ref];
@@ -163,7 +163,7 @@ PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionAccounts *a, con
   PositionTerms terms;
   position_terms(&b.slots[slot], &terms);
   /* closing a long sells, closing a short buys */
-  Order order = {index_price, terms.size, args->worst_price, terms.side == SIDE_SHORT};
+  Order order = {index_price, terms.size, args->worst_price, terms.side == PERPS_SIDE_SHORT};
   TRY(fill(m, &order, &price));
   TRY(risk_notional(terms.size, price, &notional));
   TRY(risk_fee(notional, m->params.taker_fee_bps, &fee));
@@ -182,7 +182,7 @@ PerpsResult ix_close_position(Ctx *ctx, const PerpsClosePositionAccounts *a, con
   TRY(add_u64(&t.u->free_collateral, payout));
   TRY(add_u64(&m->total_free_collateral, payout));
   m->total_position_collateral -= terms.collateral;
-  if (terms.side == SIDE_LONG) {
+  if (terms.side == PERPS_SIDE_LONG) {
     m->oi_long -= terms.size;
   } else {
     m->oi_short -= terms.size;

@@ -21,10 +21,10 @@ PerpsResult market_touch(PerpsMarket *m, int64_t *now) {
       .dt = (uint64_t)(*now - m->funding_updated_at),
       .max_rate_bps_per_day = m->params.max_funding_rate_bps_per_day,
   };
-  i128 index[2] = {market_funding_index(m, SIDE_LONG), market_funding_index(m, SIDE_SHORT)};
+  i128 index[2] = {market_funding_index(m, PERPS_SIDE_LONG), market_funding_index(m, PERPS_SIDE_SHORT)};
   TRY(risk_accrue_funding(&accrual, index));
-  pk_store_i128(&m->funding_index_long, index[SIDE_LONG]);
-  pk_store_i128(&m->funding_index_short, index[SIDE_SHORT]);
+  pk_store_i128(&m->funding_index_long, index[PERPS_SIDE_LONG]);
+  pk_store_i128(&m->funding_index_short, index[PERPS_SIDE_SHORT]);
   m->funding_updated_at = *now;
   return 0;
 }

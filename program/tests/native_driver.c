@@ -137,7 +137,7 @@ static const char *check_tree(uint32_t ref, uint32_t side, int depth, BookSums *
     uint32_t slot = book_leaf_slot(ref);
     if (slot >= book.header->slots_used) return "leaf beyond slots_used";
     const PerpsPositionSlot *p = &book.slots[slot];
-    if (p->status != SLOT_OPEN || p->side != side) return "leaf not open or on the wrong side";
+    if (p->status != PERPS_SLOT_OPEN || p->side != side) return "leaf not open or on the wrong side";
     PositionTerms t;
     i128 key;
     terms_of(slot, &t);
@@ -232,7 +232,7 @@ static void book_open(char **argv) {
   p->entry_price = t.entry_price;
   pk_store_i128(&p->funding_at_open, t.funding_at_open);
   pk_store_i128(&p->key, key);
-  p->status = SLOT_OPEN;
+  p->status = PERPS_SLOT_OPEN;
   err = book_insert(&book, slot);
   if (err) {
     result(err, 0);

@@ -68,6 +68,7 @@ from perpkit.errors import (
     InvalidInput,
     PerpkitError,
     RpcRequestFailed,
+    StateControlUnsupported,
     TransactionFailed,
 )
 from perpkit.errors import RpcProtocolError as RpcProtocolError  # defined in perpkit.errors, re-exported here
@@ -261,6 +262,21 @@ class RpcBackend:
     async def minimum_balance_for_rent_exemption(self, size: int) -> int:
         response = await self._with_retries(lambda: self.client.get_minimum_balance_for_rent_exemption(size))
         return int(response.value)
+
+    async def set_account(self, address: Pubkey, account: Account) -> None:
+        update = {
+            "lamports": account.lamports,
+            "data": bytes(account.data).hex(),
+            "owner": str(account.owner),
+            "executable": account.executable,
+            "rentEpoch": account.rent_epoch,
+        }
+        answer = await self.raw_request("surfnet_setAccount", [str(address), update])
+        error = answer.get("error") or {}
+        if error.get("code") == -32601:
+            raise StateControlUnsupported(f"{self.url} cannot write accounts (it has no surfnet_setAccount)")
+        if error:
+            raise RpcRequestFailed(f"{self.url}: surfnet_setAccount refused: {error.get('message')}")
 
     async def get_clock(self) -> ChainClock:
         account = await self.get_account(CLOCK)

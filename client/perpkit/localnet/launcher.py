@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from solana.constants import LAMPORTS_PER_SOL
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -19,7 +20,6 @@ from perpkit.localnet.server import LocalnetServer
 from perpkit.localnet.test_validator import TestValidator
 from perpkit.runtime import Features, embedded_runtime
 
-LAMPORTS_PER_SOL = 1_000_000_000
 DEFAULT_CLI_KEYPAIR = Path.home() / ".config" / "solana" / "id.json"
 
 

@@ -1,4 +1,4 @@
-"""The Solana JSON-RPC methods of ``perpkit localnet``, over a :class:`LocalChain`.
+"""The Solana JSON-RPC methods of ``perpkit localnet``, over a :class:`~perpkit.chain.Chain`.
 
 Results follow the shapes of the Solana RPC API (and what solana-py's parsers
 expect): ``{"context": {...}, "value": ...}`` where the real API has one,
@@ -32,7 +32,8 @@ from solders.transaction_status import (
 
 from perpkit.backends.base import ReturnData
 from perpkit.base58 import b58decode, b58encode
-from perpkit.localnet.chain import LocalChain, Simulation, TimeTravelError, TransactionRejected, TxRecord
+from perpkit.chain import Chain, Simulation, TimeTravelError, TransactionRejected, TxRecord
+from perpkit.risk import U64_MAX
 from perpkit.spl_token import TOKEN_PROGRAM_ID
 
 API_VERSION = "2.2.0"
@@ -52,7 +53,6 @@ COMMITMENTS = {"processed", "confirmed", "finalized", "recent", "single", "singl
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_SIGNATURE_STATUSES = 256
-U64_MAX = 2**64 - 1
 
 
 class RpcError(Exception):
@@ -321,7 +321,7 @@ def encode_transaction(tx: VersionedTransaction, encoding: str) -> Any:
 class RpcMethods:
     """Method name -> handler(params) over one chain."""
 
-    def __init__(self, chain: LocalChain) -> None:
+    def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.handlers: dict[str, Callable[[Params], Any]] = {
             "getAccountInfo": self.get_account_info,
@@ -456,7 +456,7 @@ class RpcMethods:
     def get_minimum_balance_for_rent_exemption(self, p: Params) -> Any:
         size = p.integer(0, "data length")
         p.config(1)
-        return self.chain.svm.minimum_balance_for_rent_exemption(size)
+        return self.chain.minimum_balance_for_rent_exemption(size)
 
     # cluster state
     def get_slot(self, p: Params) -> Any:
@@ -494,7 +494,7 @@ class RpcMethods:
         return str(self.chain.genesis_hash)
 
     def get_identity(self, p: Params) -> Any:
-        return {"identity": str(self.chain.faucet.pubkey())}
+        return {"identity": str(self.chain.faucet_address)}
 
     # blockhashes and fees
     def get_latest_blockhash(self, p: Params) -> Any:
@@ -527,8 +527,7 @@ class RpcMethods:
         if len(addresses) > 128:
             raise invalid("Too many inputs provided; max 128")
         return [
-            {"slot": slot, "prioritizationFee": fee if not addresses or addresses & writable else 0}
-            for slot, fee, writable in self.chain.prioritization_fees
+            {"slot": slot, "prioritizationFee": fee} for slot, fee in self.chain.recent_prioritization_fees(addresses)
         ]
 
     # transactions
@@ -538,7 +537,7 @@ class RpcMethods:
         if not all(tx.verify_with_results()):
             raise RpcError(SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
         if not config.get("skipPreflight", False):
-            sim = self.chain.simulate(tx, sig_verify=True, replace_blockhash=False)
+            sim = self.chain.simulate(tx, sig_verify=False, replace_blockhash=False)  # verified above
             if sim.err is not None:
                 raise RpcError(
                     PREFLIGHT_FAILURE,
@@ -546,7 +545,7 @@ class RpcMethods:
                     encode_simulation(sim),
                 )
         try:
-            self.chain.execute(tx)
+            self.chain.execute(tx, sig_verify=False)  # verified above
         except TransactionRejected as rejected:
             if not config.get("skipPreflight", False):
                 raise RpcError(
@@ -566,9 +565,11 @@ class RpcMethods:
             raise invalid("sigVerify may not be used with replaceRecentBlockhash")
         if sig_verify and not all(tx.verify_with_results()):
             raise RpcError(SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
-        sim = self.chain.simulate(tx, sig_verify=sig_verify, replace_blockhash=replace)
-        accounts = None
         wanted = config.get("accounts")
+        sim = self.chain.simulate(
+            tx, sig_verify=sig_verify, replace_blockhash=replace, post_accounts=isinstance(wanted, dict)
+        )
+        accounts = None
         if isinstance(wanted, dict):
             addresses = [parse_pubkey(a) for a in wanted.get("addresses", [])]
             account_config = {"encoding": wanted.get("encoding", "base64")}
