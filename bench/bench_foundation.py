@@ -21,6 +21,7 @@ from perpkit import instructions as ix
 from perpkit.idl import perps_idl
 from perpkit.resources import program_path
 from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
+from perpkit.testing import create_mint
 
 
 def options() -> argparse.Namespace:
@@ -54,7 +55,7 @@ async def main() -> None:
     oracle = pda.oracle_address(payer, 0)
     r = await c.send([ix.set_oracle_price(authority=payer, oracle=oracle, price=1, conf=0, publish_time=0)])
     rows.append(("set_oracle_price", r.compute_units))
-    mint = await c.create_mint()
+    mint = await create_mint(c)
     for capacity in (1024, 65_536):
         book = Keypair()
         size = book_account_size(capacity)

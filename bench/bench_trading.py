@@ -21,6 +21,7 @@ from perpkit.resources import program_path
 from perpkit.risk import U64_MAX, Side
 from perpkit.runtime import FEATURE_CHOICES, embedded_runtime
 from perpkit.spl_token import associated_token_address
+from perpkit.testing import create_token_account, mint_to
 
 TARGET = 40_000
 
@@ -31,8 +32,8 @@ async def open_close(c: Client, market_id: int, n: int, capacity: int) -> tuple[
     m = await c.fetch_market(filled.setup.market)
     trader = Keypair()
     await c.airdrop(trader.pubkey(), 10**9)
-    await c.create_token_account(filled.setup.quote_mint, trader.pubkey())
-    await c.mint_to(filled.setup.quote_mint, associated_token_address(trader.pubkey(), filled.setup.quote_mint),
+    await create_token_account(c, filled.setup.quote_mint, trader.pubkey())
+    await mint_to(c, filled.setup.quote_mint, associated_token_address(trader.pubkey(), filled.setup.quote_mint),
                     1_000 * UNIT)  # fmt: skip
     await c.create_user(filled.setup.market, owner=trader)
     await c.deposit(filled.setup.market, 1_000 * UNIT, owner=trader)

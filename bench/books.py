@@ -20,7 +20,7 @@ from solders.pubkey import Pubkey
 from perpkit import Client, MarketParams, spl_token
 from perpkit import instructions as ix
 from perpkit.risk import U64_MAX, Side
-from perpkit.testing import MarketSetup, setup_market
+from perpkit.testing import MarketSetup, create_token_account, mint_to, setup_market
 
 UNIT = 10**6
 PER_USER = 32
@@ -62,8 +62,8 @@ async def fill_book(
     rng = random.Random(seed)
     params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=86_400)
     setup = await setup_market(c, price=price, params=params, book_capacity=capacity, market_id=market_id)
-    admin_token = await c.create_token_account(setup.quote_mint, c.payer.pubkey())
-    await c.mint_to(setup.quote_mint, admin_token, 10**15)
+    admin_token = await create_token_account(c, setup.quote_mint, c.payer.pubkey())
+    await mint_to(c, setup.quote_mint, admin_token, 10**15)
     await c.fund_pool(setup.market, 10**15)
     market = await c.fetch_market(setup.market)
     users = -(-n // PER_USER)

@@ -24,7 +24,7 @@ from perpkit.crank import decode_batches
 from perpkit.positions import Side
 from perpkit.risk import U64_MAX
 from perpkit.spl_token import TOKEN_PROGRAM_ID, associated_token_address
-from perpkit.testing import ConservationChecker, setup_trading
+from perpkit.testing import ConservationChecker, create_token_account, setup_trading
 
 anchorpy = pytest.importorskip("anchorpy", reason="the anchorpy lane only: pip install -e '.[anchorpy,test]'")
 
@@ -83,7 +83,7 @@ async def test_a_liquidation_scenario_through_anchorpys_program(perps_rpc_url: s
         await stage.set_oracle_price(setup.oracle, price=position.liquidation_price() - UNIT)
         cranker = Keypair()
         await stage.backend.request_airdrop(cranker.pubkey(), LAMPORTS_PER_SOL)
-        cranker_token = await stage.create_token_account(setup.quote_mint, cranker.pubkey())
+        cranker_token = await create_token_account(stage, setup.quote_mint, cranker.pubkey())
         signature = await (
             program.methods["liquidate"]
             .accounts({

@@ -36,6 +36,7 @@ from perpkit.checks import pubkey_of, signed_message, signed_transaction
 from perpkit.errors import PerpkitError
 from perpkit.pytest_plugin import START_TIME
 from perpkit.runtime import SLOT_MS
+from perpkit.testing import create_oracle
 
 SOL = 1_000_000_000
 
@@ -166,7 +167,7 @@ async def test_fees_with_a_priority_fee_are_the_same(sides: tuple[Side, Side]) -
     observed = []
     for side in sides:
         c = side.client
-        await c.create_oracle(price=100_000_000)
+        await create_oracle(c, price=100_000_000)
         before = await balance(c)
         result = await c.send([price_update(c, 101_000_000)], compute_unit_limit=10_000, compute_unit_price=2_500_000)
         # the priority fee is ceil(10,000 CU x 2.5 lamports) = 25,000 lamports, on both LiteSVM generations
@@ -178,7 +179,7 @@ async def test_an_old_blockhash_is_accepted_within_the_window_only(sides: tuple[
     observed = []
     for side in sides:
         c = side.client
-        await c.create_oracle(price=100_000_000)
+        await create_oracle(c, price=100_000_000)
         old = await side.latest_blockhash()  # valid for the next BLOCKHASH_VALIDITY blocks (lastValidBlockHeight)
         inside = signed_with(c, old, price_update(c, 1))
         outside = signed_with(c, old, price_update(c, 2))
@@ -196,7 +197,7 @@ async def test_a_transactions_history_entry_is_the_same(sides: tuple[Side, Side]
     entries = []
     for side in sides:
         c = side.client
-        await c.create_oracle(price=100_000_000)
+        await create_oracle(c, price=100_000_000)
         result = await c.send([price_update(c, 99_000_000)], compute_unit_price=1_000)
         entries.append(await side.entry(result.signature))
     assert entries[0] == entries[1]
@@ -209,7 +210,7 @@ async def test_the_clock_after_set_clock_is_the_same(sides: tuple[Side, Side]) -
     observed = []
     for side in sides:
         c = side.client
-        await c.create_oracle(price=100_000_000)
+        await create_oracle(c, price=100_000_000)
         before = await c.clock()
         await c.set_time(before.unix_timestamp + 3_600)
         after = await c.clock()
@@ -228,7 +229,7 @@ async def test_the_clock_after_set_clock_is_the_same(sides: tuple[Side, Side]) -
 
 async def test_embedded_sends_of_the_same_instructions_are_two_transactions() -> None:
     c = await Client.embedded(start_time=START_TIME)
-    await c.create_oracle(price=100_000_000)
+    await create_oracle(c, price=100_000_000)
     update = price_update(c, 5)
     first, second = await c.send([update]), await c.send([update])
     assert first.signature != second.signature

@@ -20,7 +20,7 @@ from perpkit.pytest_plugin import START_TIME
 from perpkit.risk import U64_MAX
 from perpkit.runtime import embedded_runtime
 from perpkit.spl_token import TOKEN_PROGRAM_ID
-from perpkit.testing import changed_accounts, setup_market, snapshot, with_account
+from perpkit.testing import changed_accounts, create_mint, create_oracle, setup_market, snapshot, with_account
 
 
 def keys_of(instructions: list[Instruction]) -> list[Pubkey]:
@@ -48,7 +48,7 @@ async def assert_refused(
 async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
     c = perps_client
     start = await c.now()
-    oracle = await c.create_oracle(price=2_500_000_000, conf=1_250_000, oracle_id=3)
+    oracle = await create_oracle(c, price=2_500_000_000, conf=1_250_000, oracle_id=3)
     o = await c.fetch_oracle(oracle)
     assert (o.price, o.conf, o.expo, o.oracle_id) == (2_500_000_000, 1_250_000, -6, 3)
     assert o.authority == c.payer.pubkey()
@@ -64,7 +64,7 @@ async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
     o = await c.fetch_oracle(oracle)
     assert (o.price, o.conf, o.publish_time) == (-5, U64_MAX, -1)
 
-    mint = await c.create_mint()
+    mint = await create_mint(c)
     params = MarketParams(
         skew_scale=5_000_000_000_000,
         max_funding_rate_bps_per_day=250,
@@ -101,7 +101,7 @@ async def test_market_and_oracle_round_trip(perps_client: Client) -> None:
 
 async def test_wrong_signer_is_refused(perps_client: Client) -> None:
     c = perps_client
-    oracle = await c.create_oracle(price=100_000_000)
+    oracle = await create_oracle(c, price=100_000_000)
     mallory = Keypair()
     await c.backend.request_airdrop(mallory.pubkey(), 10**9)
     bad = ix.set_oracle_price(authority=mallory.pubkey(), oracle=oracle, price=1, conf=0, publish_time=0)
@@ -116,7 +116,7 @@ async def test_missing_signature_is_refused(perps_client: Client) -> None:
     c = perps_client
     authority = Keypair()
     await c.backend.request_airdrop(authority.pubkey(), 10**9)
-    oracle = await c.create_oracle(price=100_000_000, authority=authority)
+    oracle = await create_oracle(c, price=100_000_000, authority=authority)
     good = ix.set_oracle_price(authority=authority.pubkey(), oracle=oracle, price=1, conf=0, publish_time=0)
     unsigned = with_account(good, "authority", signer=False)
     await assert_refused(c, [unsigned], program_errors.MissingSigner, account="authority")
@@ -126,8 +126,8 @@ async def test_missing_signature_is_refused(perps_client: Client) -> None:
 
 async def test_wrong_owner_is_refused(perps_client: Client) -> None:
     c = perps_client
-    oracle = await c.create_oracle(price=100_000_000)
-    mint = await c.create_mint()
+    oracle = await create_oracle(c, price=100_000_000)
+    mint = await create_mint(c)
     # A book owned by the system program instead of ours.
     book = Keypair()
     await c.send([await c.create_account_instruction(book.pubkey(), book_account_size(8), Pubkey.default())], [book])
@@ -143,7 +143,7 @@ async def test_wrong_owner_is_refused(perps_client: Client) -> None:
 
 async def test_garbage_instruction_data_is_refused(perps_client: Client) -> None:
     c = perps_client
-    oracle = await c.create_oracle(price=100_000_000)
+    oracle = await create_oracle(c, price=100_000_000)
     metas = [AccountMeta(c.payer.pubkey(), True, True), AccountMeta(oracle, False, True)]
 
     def raw(data: bytes) -> Instruction:
@@ -188,7 +188,7 @@ async def test_random_instruction_data_never_changes_state(perps_client: Client,
     c = perps_client
     oracle = pda.oracle_address(c.payer.pubkey(), 0)
     if await c.backend.get_account(oracle) is None:
-        await c.create_oracle(price=100_000_000)
+        await create_oracle(c, price=100_000_000)
     expected = program_errors.InvalidInstructionData if data[:8] in INSTRUCTIONS else program_errors.UnknownInstruction
     bad = Instruction(c.program_id, data, [AccountMeta(c.payer.pubkey(), True, True), AccountMeta(oracle, False, True)])
     await assert_refused(c, [bad], expected)
@@ -228,7 +228,7 @@ async def test_market_address_and_account_checks(perps_client: Client) -> None:
     wrong = with_account(init(6, book.pubkey()), "vault", Keypair().pubkey())
     await assert_refused(c, [wrong], program_errors.InvalidPda, account="vault")
     # a quote mint with 9 decimals
-    nine = await c.create_mint(decimals=9)
+    nine = await create_mint(c, decimals=9)
     await assert_refused(c, [init(6, book.pubkey(), quote_mint=nine)], program_errors.InvalidMint, account="quote_mint")
     # an oracle account of another type (the market itself)
     await assert_refused(
@@ -260,7 +260,7 @@ async def test_prefunded_pda_addresses_still_initialize(perps_client: Client) ->
     c = perps_client
     oracle = pda.oracle_address(c.payer.pubkey(), 9)
     await c.backend.request_airdrop(oracle, await c.backend.minimum_balance_for_rent_exemption(0))
-    created = await c.create_oracle(price=7, oracle_id=9)
+    created = await create_oracle(c, price=7, oracle_id=9)
     assert created == oracle
     account = await c.backend.get_account(oracle)
     assert account is not None and account.owner == c.program_id
@@ -294,7 +294,7 @@ async def test_sdk_refuses_bad_arguments_before_sending(perps_client: Client) ->
     with pytest.raises(InvalidInput, match=r"initialize_oracle\.price must be a i64"):
         ix.initialize_oracle(authority=c.payer.pubkey(), oracle_id=0, price=2**63, conf=0)
     with pytest.raises(InvalidInput, match="oracle_id must fit in a u32"):
-        await c.create_oracle(price=1, oracle_id=-1)
+        await create_oracle(c, price=1, oracle_id=-1)
     with pytest.raises(InvalidInput, match=r"params\.initial_margin_bps must be a u16"):
         ix.initialize_market(
             admin=c.payer.pubkey(), quote_mint=c.payer.pubkey(), oracle=c.payer.pubkey(), book=c.payer.pubkey(),

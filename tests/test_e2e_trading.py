@@ -18,7 +18,7 @@ from perpkit.engine import Engine, Opened, OracleReading
 from perpkit.positions import Health, Side
 from perpkit.risk import BPS, FS, U64_MAX, B, Terms
 from perpkit.spl_token import associated_token_address
-from perpkit.testing import ConservationChecker, TradingSetup, setup_trading
+from perpkit.testing import ConservationChecker, TradingSetup, mint_to, setup_trading
 
 UNIT = 10**6  # one base unit, one quote unit, 1.00 in price atoms
 PRICE = 100 * UNIT
@@ -96,7 +96,7 @@ async def test_price_band_from_an_oracle_jump(perps_client: Client) -> None:
     # a fill that moves the mark toward the EWMA is allowed: a short lowers the mark
     await c.open_position(setup.market, Side.SHORT, 1 * UNIT, 100 * UNIT, owner=bob)
     # collateral moves keep working while the band is breached
-    await c.mint_to(setup.quote_mint, associated_token_address(alice.pubkey(), setup.quote_mint), 5 * UNIT)
+    await mint_to(c, setup.quote_mint, associated_token_address(alice.pubkey(), setup.quote_mint), 5 * UNIT)
     await c.deposit(setup.market, 5 * UNIT, owner=alice)
     await c.add_margin(setup.market, position, 10 * UNIT, owner=alice)
     await c.withdraw(setup.market, 1 * UNIT, owner=alice)

@@ -26,6 +26,7 @@ from perpkit.idl import PROGRAM_ID
 from perpkit.localnet.process import LocalnetProcess
 from perpkit.localnet.test_validator import TestValidator, ToolNotFound, find_test_validator, validator_command
 from perpkit.runtime import embedded_runtime
+from perpkit.testing import create_oracle
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -126,7 +127,7 @@ async def test_launcher_runs_the_validator_it_finds(tmp_path: Path, monkeypatch:
         assert validator.url == "http://127.0.0.1:18977"
         client = await Client.connect(validator.url, airdrop_lamports=10**10)
         try:
-            oracle = await client.create_oracle(price=3)
+            oracle = await create_oracle(client, price=3)
             assert (await client.fetch_oracle(oracle)).price == 3
         finally:
             await client.close()

@@ -43,7 +43,7 @@ from perpkit.base58 import b58encode
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from perpkit.idl import PROGRAM_ID, perps_idl
 from perpkit.runtime import programdata_address
-from perpkit.testing import setup_market
+from perpkit.testing import create_mint, create_token_account, mint_to, setup_market
 
 
 @pytest_asyncio.fixture
@@ -278,9 +278,9 @@ async def test_rent_fees_priority_fees_and_token_balance(
 
     client = await Client.connect(perps_rpc_url, payer=payer)
     try:
-        mint = await client.create_mint(decimals=6)
-        account = await client.create_token_account(mint, payer.pubkey())
-        await client.mint_to(mint, account, 1_234_500)
+        mint = await create_mint(client, decimals=6)
+        account = await create_token_account(client, mint, payer.pubkey())
+        await mint_to(client, mint, account, 1_234_500)
     finally:
         await client.close()
     balance = (await solana.get_token_account_balance(account)).value

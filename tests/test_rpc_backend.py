@@ -25,7 +25,7 @@ from solders.pubkey import Pubkey
 from perpkit import Client, ClockControlUnsupported, TransactionFailed, program_errors
 from perpkit import instructions as ix
 from perpkit.backends.rpc import RetryPolicy, RpcBackend, RpcProtocolError, RpcUnavailable
-from perpkit.testing import setup_market
+from perpkit.testing import create_oracle, setup_market
 
 Fault = Callable[[dict[str, Any]], Awaitable[web.StreamResponse | dict[str, Any] | None]]
 
@@ -121,7 +121,7 @@ async def test_retries_429_5xx_timeouts_and_node_behind(proxy: tuple[FaultyProxy
         faulty.inject("sendTransaction", rpc_error(-32005, "Node is behind by 42 slots", {"numSlotsBehind": 42}))
         faulty.inject("getSignatureStatuses", stall(1.0))
         faulty.inject("getAccountInfo", status(502))
-        oracle = await client.create_oracle(price=7)
+        oracle = await create_oracle(client, price=7)
         assert (await client.fetch_oracle(oracle)).price == 7
         assert faulty.seen.count("getLatestBlockhash") >= 3 and faulty.seen.count("sendTransaction") == 2
         assert not any(faulty.faults.values()), "every injected fault was met and retried past"
@@ -134,7 +134,7 @@ async def test_blockhash_not_found_refreshes_and_resends(proxy: tuple[FaultyProx
     client = await client_through(url)
     try:
         faulty.inject("getLatestBlockhash", stale_blockhash())
-        await client.create_oracle(price=9)  # first attempt: preflight says BlockhashNotFound
+        await create_oracle(client, price=9)  # first attempt: preflight says BlockhashNotFound
         assert faulty.seen.count("sendTransaction") == 2
     finally:
         await client.close()

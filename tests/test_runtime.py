@@ -20,6 +20,7 @@ from perpkit.runtime import (
     new_litesvm,
 )
 from perpkit.spl_token import TOKEN_PROGRAM_ID
+from perpkit.testing import create_mint, create_token_account, mint_to
 
 try:  # solana-py >= 0.40
     from spl.token.models import TransferParams
@@ -63,21 +64,21 @@ async def test_the_features_all_leaves_off_still_break_every_program() -> None:
     assert BROKEN_IN_LITESVM == (SIMD_0460,)
     client = await Client.embedded(start_time=START_TIME, activate=[SIMD_0460])
     with pytest.raises(TransactionFailed, match="ProgramEnvironmentSetupFailure") as caught:
-        await client.create_mint(decimals=6)  # SPL Token, not even our program
+        await create_mint(client, decimals=6)  # SPL Token, not even our program
     assert any("Invalid memory region" in line for line in caught.value.logs)
     client = await Client.embedded(start_time=START_TIME, features="all")
-    await client.create_mint(decimals=6)
+    await create_mint(client, decimals=6)
 
 
 async def test_spl_token_is_p_token_as_on_mainnet() -> None:
     """The mainnet feature set runs SPL Token as p-token: a Transfer costs tens of CU, not thousands."""
     require_sbpf_v3_runtime()
     client = await Client.embedded(start_time=START_TIME)
-    mint = await client.create_mint(decimals=6)
+    mint = await create_mint(client, decimals=6)
     owner, other = client.payer, Keypair()
-    source = await client.create_token_account(mint, owner.pubkey())
-    await client.mint_to(mint, source, 1_000)
-    destination = await client.create_token_account(mint, other.pubkey())
+    source = await create_token_account(client, mint, owner.pubkey())
+    await mint_to(client, mint, source, 1_000)
+    destination = await create_token_account(client, mint, other.pubkey())
     params = TransferParams(
         program_id=TOKEN_PROGRAM_ID, source=source, dest=destination, owner=owner.pubkey(), amount=1
     )

@@ -1,8 +1,8 @@
 """``Client``: the async API of perpkit over any backend.
 
 >>> async with await Client.embedded() as client:      # in-process LiteSVM
-...     oracle = await client.create_oracle(price=100_000_000)
-...     market = await client.create_market(quote_mint=await client.create_mint(), oracle=oracle)
+...     oracle = await testing.create_oracle(client, price=100_000_000)
+...     market = await client.create_market(quote_mint=await testing.create_mint(client), oracle=oracle)
 """
 
 from __future__ import annotations
@@ -304,7 +304,9 @@ class Client:
         return decode_oracle(address, await self.account_data(address, "oracle"))
 
     async def fetch_book_header(self, address: Pubkey) -> BookHeader:
-        return decode_book_header(address, await self.account_data(address, "book"))
+        """The book's header alone: a ``dataSlice`` of its first bytes, not the 8.5 MiB account."""
+        size = perps_idl().constant("BOOK_HEADER_SIZE")
+        return decode_book_header(address, await self.account_data(address, "book", data_slice=(0, size)))
 
     async def token_balance(self, token_account: Pubkey) -> int:
         return spl_token.token_amount(await self.account_data(token_account, "token account"))
@@ -323,56 +325,7 @@ class Client:
             )
         )
 
-    # -- SPL token ------------------------------------------------------------
-    async def create_mint(self, *, decimals: int = 6, authority: Keypair | None = None) -> Pubkey:
-        """A new SPL mint (default: 6 decimals, the payer as mint authority)."""
-        mint = Keypair()
-        authority_key = (authority or self.payer).pubkey()
-        await self.send(
-            [
-                await self.create_account_instruction(mint.pubkey(), spl_token.MINT_SIZE, spl_token.TOKEN_PROGRAM_ID),
-                spl_token.initialize_mint_instruction(mint=mint.pubkey(), authority=authority_key, decimals=decimals),
-            ],
-            [mint],
-        )
-        return mint.pubkey()
-
-    async def create_token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
-        """The associated token account of ``owner`` for ``mint`` (created)."""
-        await self.send(
-            [spl_token.create_associated_account_instruction(payer=self.payer.pubkey(), owner=owner, mint=mint)]
-        )
-        return spl_token.associated_token_address(owner, mint)
-
-    async def mint_to(self, mint: Pubkey, destination: Pubkey, amount: int, authority: Keypair | None = None) -> None:
-        if amount < 0:
-            raise InvalidInput(f"amount must not be negative, got {amount}")
-        signer = authority or self.payer
-        await self.send(
-            [
-                spl_token.mint_to_instruction(
-                    mint=mint, destination=destination, authority=signer.pubkey(), amount=amount
-                )
-            ],
-            [signer],
-        )
-
     # -- oracle ---------------------------------------------------------------
-    async def create_oracle(
-        self, *, price: int, conf: int = 0, oracle_id: int = 0, authority: Keypair | None = None
-    ) -> Pubkey:
-        """A program-owned test oracle at ``price`` (6 decimals), published now."""
-        signer = authority or self.payer
-        await self.send(
-            [
-                ix.initialize_oracle(
-                    authority=signer.pubkey(), oracle_id=oracle_id, price=price, conf=conf, program_id=self.program_id
-                )
-            ],
-            [signer],
-        )
-        return pda.oracle_address(signer.pubkey(), oracle_id, self.program_id)
-
     async def set_oracle_price(
         self,
         oracle: Pubkey,

@@ -30,6 +30,7 @@ from perpkit.risk import U64_MAX, params_problems
 
 if TYPE_CHECKING:
     from perpkit.client import Client
+    from perpkit.crank import Liquidation
 
 PositionLike = Position | PositionRef
 
@@ -260,6 +261,39 @@ class MarketHandle:
     async def update_funding(self) -> TxResult:
         """Permissionless: read the oracle and bring funding up to date."""
         return await self.client.send([self.update_funding_ix()])
+
+    # -- the crank's calls ---------------------------------------------------------------------
+    def liquidate_ix(self, cranker: Pubkey, cranker_token: Pubkey | None = None) -> Instruction:
+        """``liquidate``: the reward goes to ``cranker_token`` (default: the cranker's ATA of the quote mint)."""
+        return ix.liquidate(cranker=cranker, market=self.address, book=self.accounts.book, oracle=self.accounts.oracle,
+                            vault=self.accounts.vault, cranker_token=self._token(cranker, cranker_token),
+                            program_id=self.program_id)  # fmt: skip
+
+    async def liquidate(
+        self, *, cranker: Keypair | None = None, cranker_token: Pubkey | None = None, simulate_first: bool = True
+    ) -> Liquidation | None:
+        """Liquidate everything past its liquidation price in one instruction (``perpkit.crank.liquidate``)."""
+        from perpkit.crank import liquidate
+
+        return await liquidate(
+            self.client, self.address, cranker=cranker, cranker_token=cranker_token, simulate_first=simulate_first
+        )
+
+    def collect_garbage_ix(self, max_nodes: int) -> Instruction:
+        return ix.collect_garbage(market=self.address, book=self.accounts.book, max_nodes=max_nodes,
+                                  program_id=self.program_id)  # fmt: skip
+
+    async def collect_garbage(self, *, max_nodes: int | None = None) -> list[TxResult]:
+        """Free the garbage of past liquidations, in bounded transactions (``perpkit.crank.collect_garbage``)."""
+        from perpkit.crank import DEFAULT_GC_BATCH, collect_garbage
+
+        return await collect_garbage(self.client, self.address, max_nodes=max_nodes or DEFAULT_GC_BATCH)
+
+    async def clear_liquidated(self) -> list[tuple[Pubkey, PositionRef]]:
+        """Clear every user's references to liquidated positions (``perpkit.crank.clear_liquidated``)."""
+        from perpkit.crank import clear_liquidated
+
+        return await clear_liquidated(self.client, self.address)
 
     # -- admin -------------------------------------------------------------------------------
     def fund_ix(self, admin: Pubkey, amount: int, *, pool: bool, token_account: Pubkey | None = None) -> Instruction:

@@ -10,6 +10,8 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from perpkit import instructions as ix
+from perpkit import pda, spl_token
 from perpkit.accounts import MarketParams, decode_users
 from perpkit.client import Client
 from perpkit.errors import ConservationError as ConservationError  # defined in perpkit.errors, re-exported here
@@ -76,6 +78,51 @@ def with_account(
     return Instruction(instruction.program_id, instruction.data, metas)
 
 
+# -- set-up conveniences: a mint, token accounts, a test oracle ---------------------------------------
+async def create_mint(client: Client, *, decimals: int = 6, authority: Keypair | None = None) -> Pubkey:
+    """A new SPL mint (default: 6 decimals, the client's payer as mint authority)."""
+    mint = Keypair()
+    authority_key = (authority or client.payer).pubkey()
+    await client.send(
+        [
+            await client.create_account_instruction(mint.pubkey(), spl_token.MINT_SIZE, spl_token.TOKEN_PROGRAM_ID),
+            spl_token.initialize_mint_instruction(mint=mint.pubkey(), authority=authority_key, decimals=decimals),
+        ],
+        [mint],
+    )
+    return mint.pubkey()
+
+
+async def create_token_account(client: Client, mint: Pubkey, owner: Pubkey) -> Pubkey:
+    """The associated token account of ``owner`` for ``mint`` (created; the payer pays)."""
+    payer = client.payer.pubkey()
+    await client.send([spl_token.create_associated_account_instruction(payer=payer, owner=owner, mint=mint)])
+    return spl_token.associated_token_address(owner, mint)
+
+
+async def mint_to(
+    client: Client, mint: Pubkey, destination: Pubkey, amount: int, authority: Keypair | None = None
+) -> None:
+    """Mint ``amount`` atoms to ``destination`` (the payer is the default mint authority)."""
+    if amount < 0:
+        raise InvalidInput(f"amount must not be negative, got {amount}")
+    signer = authority or client.payer
+    instruction = spl_token.mint_to_instruction(mint=mint, destination=destination, authority=signer.pubkey(),
+                                                amount=amount)  # fmt: skip
+    await client.send([instruction], [signer])
+
+
+async def create_oracle(
+    client: Client, *, price: int, conf: int = 0, oracle_id: int = 0, authority: Keypair | None = None
+) -> Pubkey:
+    """A program-owned test oracle at ``price`` (6 decimals), published now."""
+    signer = authority or client.payer
+    build = ix.initialize_oracle(authority=signer.pubkey(), oracle_id=oracle_id, price=price, conf=conf,
+                                 program_id=client.program_id)  # fmt: skip
+    await client.send([build], [signer])
+    return pda.oracle_address(signer.pubkey(), oracle_id, client.program_id)
+
+
 @dataclass(frozen=True)
 class MarketSetup:
     """A market with its oracle and quote mint, as most scenarios start."""
@@ -95,8 +142,8 @@ async def setup_market(
     book_capacity: int = 64,
 ) -> MarketSetup:
     """Create a test oracle at ``price``, a 6-decimal quote mint and a market on them."""
-    oracle = await client.create_oracle(price=price, conf=conf, oracle_id=market_id)
-    mint = await client.create_mint()
+    oracle = await create_oracle(client, price=price, conf=conf, oracle_id=market_id)
+    mint = await create_mint(client)
     market = await client.create_market(
         quote_mint=mint, oracle=oracle, market_id=market_id, params=params, book_capacity=book_capacity
     )
@@ -185,8 +232,8 @@ async def setup_trading(
     Amounts are quote atoms (6 decimals): the defaults are 10,000 per trader and a pool of 1,000,000.
     """
     setup = await setup_market(client, price=price, params=params, book_capacity=book_capacity, market_id=market_id)
-    admin_token = await client.create_token_account(setup.quote_mint, client.payer.pubkey())
-    await client.mint_to(setup.quote_mint, admin_token, pool + insurance)
+    admin_token = await create_token_account(client, setup.quote_mint, client.payer.pubkey())
+    await mint_to(client, setup.quote_mint, admin_token, pool + insurance)
     await client.fund_pool(setup.market, pool)
     if insurance:
         await client.fund_insurance(setup.market, insurance)
@@ -194,8 +241,8 @@ async def setup_trading(
     for _ in range(traders):
         trader = Keypair()
         await client.airdrop(trader.pubkey(), LAMPORTS_PER_SOL)
-        account = await client.create_token_account(setup.quote_mint, trader.pubkey())
-        await client.mint_to(setup.quote_mint, account, deposit)
+        account = await create_token_account(client, setup.quote_mint, trader.pubkey())
+        await mint_to(client, setup.quote_mint, account, deposit)
         await client.create_user(setup.market, owner=trader)
         await client.deposit(setup.market, deposit, owner=trader)
         keys.append(trader)
