@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -122,6 +122,8 @@ class TxRecord:
     inner_instructions: list[list[InnerInstruction]]
     return_data: ReturnData | None = None
     """What the runtime recorded (``meta.returnData``); None when no program left any."""
+    block: tuple[int, Hash, Hash] | None = None
+    """(block height, blockhash, previous blockhash) of the block the transaction made."""
 
 
 @dataclass
@@ -215,8 +217,12 @@ class Chain:
         self.history_limit = max(history_limit, 2 * BLOCKHASH_VALIDITY)
         self.known: set[Pubkey] = set()
         """Accounts transactions touched: what program-account queries scan where LiteSVM has no own."""
+        self.loaded_at_start: dict[Pubkey, Account] = {}
+        """Accounts loaded at start (fixtures, the program): what ``surfnet_resetAccount`` restores."""
         self._priority_fees: deque[tuple[int, int, Message | MessageV0]] = deque(maxlen=150)
         self._synced: tuple[int, int] | None = None
+        self.observers: list[Callable[[str, object], None]] = []
+        """Called with ("transaction", TxRecord), ("account", Pubkey) or ("slot", int) as they happen."""
         self._schedule = self.svm.get_epoch_schedule()
         self.faucet = Keypair()
         self.faucet_address = pubkey_of(self.faucet)
@@ -239,6 +245,12 @@ class Chain:
     def set_account(self, address: Pubkey, account: Account) -> None:
         self.svm.set_account(address, account)
         self.known.add(address)
+        if self.observers:
+            self._emit("account", address)
+
+    def _emit(self, kind: str, payload: object) -> None:
+        for observer in self.observers:
+            observer(kind, payload)
 
     def accounts_owned_by(self, owner: Pubkey) -> Iterator[tuple[Pubkey, Account]]:
         """The accounts ``owner`` owns, by address."""
@@ -276,6 +288,8 @@ class Chain:
             self.slot = max(self.slot, clock.slot_floor())
         synced = (self.slot, unix)
         if self._synced != synced:
+            if self.observers and (self._synced is None or self._synced[0] != self.slot):
+                self._emit("slot", self.slot)
             epoch = self._schedule.get_epoch(self.slot)
             self.svm.set_clock(Clock(self.slot, clock.unix_base, epoch, epoch + 1, unix))
             self._synced = synced
@@ -473,7 +487,11 @@ class Chain:
             self.known.update(keys)
         self._priority_fees.append((self.slot, price, message))
         self.transaction_count += 1
+        previous_hash = self.latest_hash
         self._new_block()
+        record.block = (self.block_height, self.latest_hash, previous_hash)
+        if self.observers:
+            self._emit("transaction", record)
         return record
 
     def _adjust_lamports(self, address: Pubkey, delta: int) -> None:

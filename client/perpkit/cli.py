@@ -13,9 +13,7 @@ from pathlib import Path
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from perpkit import __version__, program_errors
-from perpkit.accounts import PRICE_SCALE
-from perpkit.client import Client
+from perpkit import __version__
 from perpkit.errors import PerpkitError
 from perpkit.idl import PROGRAM_ID
 from perpkit.localnet.launcher import (
@@ -27,7 +25,6 @@ from perpkit.localnet.launcher import (
 )
 from perpkit.resources import program_path
 from perpkit.runtime import FEATURE_CHOICES, Features, embedded_runtime
-from perpkit.testing import setup_market
 
 FEATURES_HELP = (
     "feature set of the embedded runtime: mainnet (default; needs solders >= 0.28) or all "
@@ -46,6 +43,12 @@ def _say(message: str) -> None:
 
 async def demo(program: Path | None, program_id: Pubkey, features: Features = "mainnet") -> None:
     """Market + oracle on the embedded runtime, printed as they are read back from the chain."""
+    # The SDK is imported by the commands that use it: `perpkit localnet` starts without numpy and the clients.
+    from perpkit import program_errors
+    from perpkit.accounts import PRICE_SCALE
+    from perpkit.client import Client
+    from perpkit.testing import setup_market
+
     started = time.perf_counter()
     _say(f"perpkit {__version__}: embedded runtime")
     program = program or embedded_runtime().program_path()
@@ -85,11 +88,14 @@ async def demo(program: Path | None, program_id: Pubkey, features: Features = "m
 
 
 def _quote(atoms: int) -> str:
+    from perpkit.accounts import PRICE_SCALE
+
     return f"{atoms / PRICE_SCALE:,.6f}"
 
 
 async def crank(args: argparse.Namespace) -> None:
     """``perpkit crank --once``: simulate, liquidate if anything is past its liquidation price, collect, clear."""
+    from perpkit.client import Client
     from perpkit.crank import crank_once
 
     cranker = read_keypair(args.keypair)
@@ -126,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_local.add_argument("--engine", choices=["litesvm", "solana-test-validator"], default="litesvm")
     p_local.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     p_local.add_argument("--port", type=int, default=8899, help="RPC port (0: any free port)")
+    p_local.add_argument(
+        "--ws-port", type=int, default=None, help="PubSub (WebSocket) port (default: --port + 1; 0: any free port)"
+    )
     p_local.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
     p_local.add_argument("--program-id", type=Pubkey.from_string, default=PROGRAM_ID, help="address to load it at")
     p_local.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet", help=FEATURES_HELP)
@@ -140,6 +149,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_local.add_argument(
         "--no-default-payer", action="store_true", help=f"do not fund {DEFAULT_CLI_KEYPAIR} (tests, CI)"
+    )
+    p_local.add_argument(
+        "--account",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("ADDRESS", "FILE"),
+        help="load an account from a `solana account --output json` file at ADDRESS ('-': the file's pubkey); "
+        "repeatable, as solana-test-validator's",
+    )
+    p_local.add_argument(
+        "--account-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="load every *.json account file of DIR at its pubkey (repeatable)",
     )
     p_crank = sub.add_parser("crank", help="one liquidation round on a market: liquidate, collect garbage, clear")
     p_crank.add_argument("--once", action="store_true", help="run one round and exit (the only mode so far)")
@@ -168,9 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 program_id=args.program_id,
                 host=args.host,
                 port=args.port,
+                ws_port=args.ws_port,
                 frozen_clock=args.frozen_clock,
                 start_time=args.start_time,
                 payers=payers,
+                accounts=[(address, Path(path)) for address, path in args.account],
+                account_dirs=args.account_dir,
             )
             run = run_litesvm if args.engine == "litesvm" else run_test_validator
             asyncio.run(run(options, _say, started))

@@ -25,6 +25,10 @@ class InvalidInput(PerpkitError, ValueError):
     """An argument given to the SDK is out of range or malformed; nothing was sent."""
 
 
+class AccountFileError(InvalidInput):
+    """An account file (``--account``/``--account-dir``) cannot be loaded; the message names the file and why."""
+
+
 class InvalidProgramFile(PerpkitError):
     """A program file (``.so``) cannot be loaded; the message names the file and why."""
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
@@ -39,6 +40,7 @@ from perpkit.localnet.process import LocalnetProcess
 START_TIME = 1_700_000_000
 """Unix time the embedded runtime's clock (and the session's localnet) starts at."""
 BACKENDS = ("litesvm", "rpc")
+WS_URL = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -95,7 +97,21 @@ def perps_rpc_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield external
         return
     with LocalnetProcess("--frozen-clock", "--start-time", str(START_TIME)) as server:
+        if server.ws_url:
+            request.config.stash[WS_URL] = server.ws_url
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def perps_ws_url(perps_rpc_url: str, request: pytest.FixtureRequest) -> str:
+    """The PubSub (WebSocket) endpoint of the session's RPC endpoint: the localnet's, or the RPC port + 1."""
+    if WS_URL in request.config.stash:
+        return request.config.stash[WS_URL]
+    parsed = urlsplit(perps_rpc_url)
+    scheme = "wss" if parsed.scheme == "https" else "ws"
+    if parsed.port is None:
+        return f"{scheme}://{parsed.netloc}{parsed.path}"
+    return f"{scheme}://{parsed.hostname}:{parsed.port + 1}{parsed.path}"
 
 
 @pytest_asyncio.fixture

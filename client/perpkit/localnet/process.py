@@ -32,6 +32,8 @@ class LocalnetProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.ws_url: str | None = None
+        """The PubSub endpoint (ws://), from the line after the ready line; None if it printed none."""
         self.url = self._wait_ready(timeout)
         self.ready_seconds = time.perf_counter() - started
         """Seconds from spawning the process to its ready line."""
@@ -44,6 +46,9 @@ class LocalnetProcess:
             if not line:
                 break
             if " ready at " in line:
+                pubsub = self.process.stdout.readline().split()
+                if pubsub[:1] == ["pubsub"]:
+                    self.ws_url = pubsub[1]
                 return line.split(" ready at ", 1)[1].split()[0]
         err = self.process.stderr.read() if self.process.stderr else ""
         self.stop()

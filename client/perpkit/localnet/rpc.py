@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,24 @@ from solders.transaction_status import (
 
 from perpkit.backends.base import ReturnData
 from perpkit.base58 import b58decode, b58encode
-from perpkit.chain import Chain, Simulation, TimeTravelError, TransactionRejected, TxRecord
+from perpkit.chain import (
+    FAUCET_LAMPORTS,
+    Chain,
+    Simulation,
+    TimeTravelError,
+    TransactionRejected,
+    TxRecord,
+    writable_keys,
+)
+from perpkit.localnet.parsed import (
+    TOKEN_PROGRAMS,
+    Lookup,
+    NotParsable,
+    parse_account,
+    parse_instruction,
+    token_account_fields,
+    ui_token_amount,
+)
 from perpkit.risk import U64_MAX
 from perpkit.spl_token import TOKEN_PROGRAM_ID
 
@@ -53,6 +71,12 @@ COMMITMENTS = {"processed", "confirmed", "finalized", "recent", "single", "singl
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_SIGNATURE_STATUSES = 256
+MAX_SIGNATURES_FOR_ADDRESS = 1_000
+MAX_GET_BLOCKS_RANGE = 500_000
+BLOCK_CLEANED_UP = -32001
+BLOCK_NOT_AVAILABLE = -32004
+SLOT_SKIPPED = -32007
+MAX_ACCOUNT_DATA = 10 * 1024 * 1024  # MAX_PERMITTED_DATA_LENGTH
 
 
 class RpcError(Exception):
@@ -197,8 +221,24 @@ def describe_error(err: Any) -> str:
     return _DESCRIPTIONS.get(encoded, str(encoded)) if isinstance(encoded, str) else json.dumps(encoded)
 
 
-def encode_account(account: Account, config: dict[str, Any], default: str = "binary") -> dict[str, Any]:
+def rent_epoch(account: Account) -> int:
+    """u64::MAX for a rent-exempt account (agave's RENT_EXEMPT_RENT_EPOCH), the stored epoch otherwise."""
+    exempt = account.lamports >= (128 + len(account.data)) * 6_960  # default Rent: 3,480 lamports/byte-year x 2
+    return U64_MAX if exempt else account.rent_epoch
+
+
+def encode_account(
+    account: Account, config: dict[str, Any], default: str = "binary", lookup: Lookup | None = None
+) -> dict[str, Any]:
+    """A ``UiAccount``; ``lookup`` finds a token account's mint for ``jsonParsed`` (without it, base64)."""
     encoding = config.get("encoding", default)
+    if encoding == "jsonParsed" and lookup is not None:
+        try:
+            parsed = parse_account(account, lookup)
+        except NotParsable:
+            pass
+        else:
+            return {**encode_account(account, {"encoding": "base64"}), "data": parsed}
     data = bytes(account.data)
     data_slice = config.get("dataSlice")
     if data_slice is not None:
@@ -224,7 +264,7 @@ def encode_account(account: Account, config: dict[str, Any], default: str = "bin
         "executable": account.executable,
         "lamports": account.lamports,
         "owner": str(account.owner),
-        "rentEpoch": account.rent_epoch,
+        "rentEpoch": rent_epoch(account),
         "space": len(account.data),
     }
 
@@ -238,7 +278,7 @@ def encode_inner_instructions(inner: list[list[InnerInstruction]]) -> list[dict[
         instructions = []
         for item in group:
             compiled = item.instruction()
-            stack_height = json.loads(item.to_json()).get("stack_height")
+            stack_height = json.loads(item.to_json()).get("stackHeight")
             instructions.append(
                 {
                     "programIdIndex": compiled.program_id_index,
@@ -343,6 +383,17 @@ class RpcMethods:
             "getTokenAccountBalance": self.get_token_account_balance,
             "getTransaction": self.get_transaction,
             "getTransactionCount": self.get_transaction_count,
+            "getBlock": self.get_block,
+            "getBlockTime": self.get_block_time,
+            "getBlocks": self.get_blocks,
+            "getBlocksWithLimit": self.get_blocks_with_limit,
+            "getFirstAvailableBlock": self.get_first_available_block,
+            "getSignaturesForAddress": self.get_signatures_for_address,
+            "getStakeMinimumDelegation": self.get_stake_minimum_delegation,
+            "getSupply": self.get_supply,
+            "getTokenAccountsByDelegate": self.get_token_accounts_by_delegate,
+            "getTokenAccountsByOwner": self.get_token_accounts_by_owner,
+            "getTokenSupply": self.get_token_supply,
             "getVersion": self.get_version,
             "isBlockhashValid": self.is_blockhash_valid,
             "requestAirdrop": self.request_airdrop,
@@ -353,6 +404,9 @@ class RpcMethods:
             "surfnet_pauseClock": self.pause_clock,
             "surfnet_resumeClock": self.resume_clock,
         }
+        from perpkit.localnet.cheatcodes import install  # surfnet_setTokenAccount, _resetAccount, _getSurfnetInfo
+
+        install(self)
 
     def call(self, method: str, params: Any) -> Any:
         handler = self.handlers.get(method)
@@ -386,7 +440,7 @@ class RpcMethods:
     def get_account_info(self, p: Params) -> Any:
         address, config = p.pubkey(0), p.config(1)
         account = self.chain.get_account(address)
-        value = None if account is None else encode_account(account, config)
+        value = None if account is None else encode_account(account, config, lookup=self.chain.get_account)
         return self._with_context(value, config)
 
     def get_multiple_accounts(self, p: Params) -> Any:
@@ -398,7 +452,9 @@ class RpcMethods:
         values = []
         for address in addresses:
             account = self.chain.get_account(address)
-            values.append(None if account is None else encode_account(account, config, default="base64"))
+            values.append(
+                None if account is None else encode_account(account, config, "base64", self.chain.get_account)
+            )
         return self._with_context(values, config)
 
     def get_program_accounts(self, p: Params) -> Any:
@@ -408,7 +464,7 @@ class RpcMethods:
             raise invalid("Invalid params: filters must be an array of at most 4 filters")
         checks = [self._filter(f) for f in filters]
         found = [
-            {"pubkey": str(address), "account": encode_account(account, config)}
+            {"pubkey": str(address), "account": encode_account(account, config, lookup=self.chain.get_account)}
             for address, account in self.chain.accounts_owned_by(program)
             if all(check(bytes(account.data)) for check in checks)
         ]
@@ -574,9 +630,10 @@ class RpcMethods:
             addresses = [parse_pubkey(a) for a in wanted.get("addresses", [])]
             account_config = {"encoding": wanted.get("encoding", "base64")}
             accounts = []
+            lookup = self.chain.get_account
             for address in addresses:
                 account = sim.post_accounts.get(address) or self.chain.get_account(address)
-                accounts.append(None if account is None else encode_account(account, account_config))
+                accounts.append(None if account is None else encode_account(account, account_config, "base64", lookup))
         value = encode_simulation(sim, accounts)
         if config.get("innerInstructions"):
             value["innerInstructions"] = encode_inner_instructions(sim.inner_instructions)
@@ -618,8 +675,10 @@ class RpcMethods:
         result: dict[str, Any] = {
             "slot": record.slot,
             "blockTime": record.block_time,
-            "transaction": encode_transaction(record.transaction, "json" if encoding == "jsonParsed" else encoding),
-            "meta": _meta(record),
+            "transaction": encode_parsed_transaction(record.transaction)
+            if encoding == "jsonParsed"
+            else encode_transaction(record.transaction, encoding),
+            "meta": _parsed_meta(record) if encoding == "jsonParsed" else _meta(record),
         }
         if max_version is not None:
             result["version"] = version
@@ -674,6 +733,8 @@ class RpcMethods:
                 data = bytes.fromhex(update["data"])
             except (TypeError, ValueError):
                 raise invalid("Invalid hex data provided") from None
+            if len(data) > MAX_ACCOUNT_DATA:
+                raise invalid(f"Invalid params: {len(data):,} bytes of data, over the {MAX_ACCOUNT_DATA:,}-byte limit")
         if "owner" in update:
             owner = parse_pubkey(update["owner"], "owner")
         if "executable" in update:
@@ -690,6 +751,197 @@ class RpcMethods:
 
     def resume_clock(self, p: Params) -> Any:
         return self.chain.resume_clock()
+
+    # blocks: one per executed transaction, at its slot (the chain produces blocks on demand)
+    def _blocks(self) -> list[TxRecord]:
+        return [record for record in self.chain.history.values() if record.block is not None]
+
+    def _block_at(self, slot: int) -> tuple[TxRecord, int]:
+        """The block at ``slot`` and its parent slot, or agave's error for a slot without one."""
+        blocks = self._blocks()
+        slots = [record.slot for record in blocks]
+        i = bisect.bisect_left(slots, slot)
+        if i < len(blocks) and slots[i] == slot:
+            record = blocks[i]
+            return record, slots[i - 1] if i else (0 if _height(record) <= 1 else max(slot - 1, 0))
+        if not blocks or slot > slots[-1]:
+            raise RpcError(BLOCK_NOT_AVAILABLE, f"Block not available for slot {slot}")
+        if slot < slots[0] and _height(blocks[0]) > 1:
+            raise RpcError(
+                BLOCK_CLEANED_UP,
+                f"Block {slot} cleaned up, does not exist on node. First available block: {slots[0]}",
+            )
+        raise RpcError(SLOT_SKIPPED, f"Slot {slot} was skipped, or missing due to ledger jump to recent snapshot")
+
+    def get_block(self, p: Params) -> Any:
+        slot = p.integer(0, "slot")
+        raw = p._get(1, "configuration", False)
+        config = {"encoding": raw} if isinstance(raw, str) else p.config(1)
+        if config.get("commitment") == "processed":
+            raise invalid("Method does not support commitment below `confirmed`")
+        encoding = config.get("encoding") or "json"
+        if encoding not in ("json", "jsonParsed", "base64", "base58"):
+            raise invalid(f"Invalid params: unsupported encoding {encoding!r}")
+        details = config.get("transactionDetails") or "full"
+        if details not in ("full", "signatures", "none", "accounts"):
+            raise invalid(f"Invalid params: unknown transactionDetails {details!r}")
+        self._context(config)
+        record, parent = self._block_at(slot)
+        assert record.block is not None
+        height, blockhash, previous = record.block
+        block: dict[str, Any] = {
+            "blockHeight": height,
+            "blockTime": record.block_time,
+            "blockhash": str(blockhash),
+            "parentSlot": parent,
+            "previousBlockhash": str(previous),
+        }
+        max_version = config.get("maxSupportedTransactionVersion")
+        if details in ("full", "accounts"):
+            version = _version(record, max_version)
+            if details == "full":
+                entry = {
+                    "transaction": encode_parsed_transaction(record.transaction)
+                    if encoding == "jsonParsed"
+                    else encode_transaction(record.transaction, encoding),
+                    "meta": _parsed_meta(record) if encoding == "jsonParsed" else _meta(record),
+                }
+            else:
+                meta = {k: v for k, v in _meta(record).items() if k not in _ACCOUNTS_MODE_SKIPS}
+                parsed = encode_parsed_transaction(record.transaction)
+                transaction = {"signatures": [str(s) for s in record.transaction.signatures]}
+                entry = {"transaction": {**transaction, "accountKeys": parsed["message"]["accountKeys"]}, "meta": meta}
+            if max_version is not None:
+                entry["version"] = version
+            block["transactions"] = [entry]
+        elif details == "signatures":
+            block["signatures"] = [str(record.signature)]
+        if config.get("rewards") is not False:
+            block["rewards"] = []
+        return block
+
+    def get_block_time(self, p: Params) -> Any:
+        record, _ = self._block_at(p.integer(0, "slot"))
+        return record.block_time
+
+    def get_blocks(self, p: Params) -> Any:
+        start = p.integer(0, "start slot")
+        end_param = p._get(1, "end slot", False)
+        config = p.config(2 if not isinstance(end_param, dict) else 1)
+        end = (
+            self._context(config)["slot"]
+            if end_param is None or isinstance(end_param, dict)
+            else p.integer(1, "end slot")
+        )
+        if end - start > MAX_GET_BLOCKS_RANGE:
+            raise invalid(f"Slot range too large; max {MAX_GET_BLOCKS_RANGE}")
+        return [record.slot for record in self._blocks() if start <= record.slot <= end]
+
+    def get_blocks_with_limit(self, p: Params) -> Any:
+        start, limit = p.integer(0, "start slot"), p.integer(1, "limit")
+        p.config(2)
+        if limit > MAX_GET_BLOCKS_RANGE:
+            raise invalid(f"Limit too large; max {MAX_GET_BLOCKS_RANGE}")
+        return [record.slot for record in self._blocks() if start <= record.slot][:limit]
+
+    def get_first_available_block(self, p: Params) -> Any:
+        blocks = self._blocks()
+        return blocks[0].slot if blocks else 0
+
+    def get_signatures_for_address(self, p: Params) -> Any:
+        address, config = p.pubkey(0, "address"), p.config(1)
+        if config.get("commitment") == "processed":
+            raise invalid("Method does not support commitment below `confirmed`")
+        limit = config.get("limit") or MAX_SIGNATURES_FOR_ADDRESS
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SIGNATURES_FOR_ADDRESS:
+            raise invalid(f"Invalid limit; max {MAX_SIGNATURES_FOR_ADDRESS}")
+        before = None if config.get("before") is None else _signature(config["before"])
+        until = None if config.get("until") is None else _signature(config["until"])
+        self._context(config)
+        history = self.chain.history
+        if before is not None and before not in history:
+            return []
+        found: list[dict[str, Any]] = []
+        started = before is None
+        for record in reversed(history.values()):
+            if not started:
+                started = record.signature == before
+                continue
+            if record.signature == until or len(found) >= limit:
+                break
+            if address in record.transaction.message.account_keys:
+                found.append(
+                    {
+                        "signature": str(record.signature),
+                        "slot": record.slot,
+                        "err": error_json(record.err),
+                        "memo": None,
+                        "blockTime": record.block_time,
+                        "confirmationStatus": "finalized",
+                    }
+                )
+        return found
+
+    # tokens and supply
+    def _token_accounts(self, p: Params, by: str) -> Any:
+        key = p.pubkey(0, by)
+        spec = p._get(1, "filter", True)
+        config = p.config(2)
+        if not isinstance(spec, dict) or len(spec) != 1 or not ({"mint", "programId"} & spec.keys()):
+            raise invalid("Invalid params: the filter must be {mint: ...} or {programId: ...}")
+        mint: Pubkey | None = None
+        if "mint" in spec:
+            mint = parse_pubkey(spec["mint"], "mint")
+            mint_account = self.chain.get_account(mint)
+            if mint_account is None:
+                raise invalid("Invalid param: could not find mint")
+            program = mint_account.owner
+            if program not in TOKEN_PROGRAMS:
+                raise invalid("Invalid param: not a Token mint")
+        else:
+            program = parse_pubkey(spec["programId"], "programId")
+            if program not in TOKEN_PROGRAMS:
+                raise invalid("Invalid param: unrecognized Token program id")
+        lookup = self.chain.get_account
+        found = []
+        for address, account in self.chain.accounts_owned_by(program):
+            data = bytes(account.data)
+            fields = token_account_fields(data)
+            if fields is None or (len(data) != 165 and (program == TOKEN_PROGRAM_ID or data[165] != 2)):
+                continue  # not a token account (a Token-2022 account with extensions has type 2 at byte 165)
+            account_mint, owner, _, delegate = fields
+            if (owner if by == "owner" else delegate) != key or (mint is not None and account_mint != mint):
+                continue
+            found.append({"pubkey": str(address), "account": encode_account(account, config, "binary", lookup)})
+        return self._with_context(found, config)
+
+    def get_token_accounts_by_owner(self, p: Params) -> Any:
+        return self._token_accounts(p, "owner")
+
+    def get_token_accounts_by_delegate(self, p: Params) -> Any:
+        return self._token_accounts(p, "delegate")
+
+    def get_token_supply(self, p: Params) -> Any:
+        address, config = p.pubkey(0, "mint"), p.config(1)
+        account = self.chain.get_account(address)
+        data = b"" if account is None else bytes(account.data)
+        if account is None or account.owner not in TOKEN_PROGRAMS or len(data) < 82 or data[45] == 0:
+            raise invalid("Invalid param: not a Token mint")
+        if len(data) != 82 and (len(data) <= 165 or data[165] != 1):
+            raise invalid("Invalid param: not a Token mint")
+        return self._with_context(ui_token_amount(int.from_bytes(data[36:44], "little"), data[44]), config)
+
+    def get_supply(self, p: Params) -> Any:
+        config = p.config(0)
+        # All lamports come from the faucet's genesis balance (airdrops are transfers); surfnet_setAccount
+        # and burnt fees are not accounted for.
+        value: dict[str, Any] = {"total": FAUCET_LAMPORTS, "circulating": FAUCET_LAMPORTS, "nonCirculating": 0}
+        value["nonCirculatingAccounts"] = []
+        return self._with_context(value, config)
+
+    def get_stake_minimum_delegation(self, p: Params) -> Any:
+        # 1 lamport: stake_raise_minimum_delegation_to_1_sol is not active on mainnet.
+        return self._with_context(1, p.config(0))
 
 
 def _u64(value: Any, what: str) -> int:
@@ -738,4 +990,76 @@ def _meta(record: TxRecord) -> dict[str, Any]:
     if return_data is not None:
         meta["returnData"] = return_data
     meta["computeUnitsConsumed"] = record.compute_units
+    return meta
+
+
+def _height(record: TxRecord) -> int:
+    return 0 if record.block is None else record.block[0]
+
+
+def _version(record: TxRecord, max_version: Any) -> Any:
+    """The transaction's version, or agave's error when the client did not say it takes v0."""
+    if not isinstance(record.transaction.message, MessageV0):
+        return "legacy"
+    if max_version is None:
+        raise RpcError(
+            UNSUPPORTED_TRANSACTION_VERSION,
+            "Transaction version (0) is not supported by the requesting client. Please try the request again "
+            'with the following configuration parameter: "maxSupportedTransactionVersion": 0',
+        )
+    return 0
+
+
+_ACCOUNTS_MODE_SKIPS = {"innerInstructions", "logMessages", "loadedAddresses", "returnData", "computeUnitsConsumed"}
+"""What ``transactionDetails: "accounts"`` leaves out of the meta."""
+
+
+def encode_parsed_transaction(tx: VersionedTransaction) -> dict[str, Any]:
+    """``encoding: "jsonParsed"``: agave's ``UiParsedMessage``, account keys with their flags and
+    instructions parsed where agave has a parser (:mod:`perpkit.localnet.parsed`)."""
+    message = Chain.message_of(tx)
+    keys = list(message.account_keys)
+    writable = writable_keys(message)
+    signed = message.header.num_required_signatures
+    body: dict[str, Any] = {
+        "accountKeys": [
+            {"pubkey": str(k), "writable": k in writable, "signer": i < signed, "source": "transaction"}
+            for i, k in enumerate(keys)
+        ],
+        "recentBlockhash": str(message.recent_blockhash),
+        "instructions": [
+            parse_instruction(keys[ix.program_id_index], list(bytes(ix.accounts)), bytes(ix.data), keys, None)
+            for ix in message.instructions
+        ],
+    }
+    if isinstance(message, MessageV0):
+        body["addressTableLookups"] = [
+            {
+                "accountKey": str(lookup.account_key),
+                "writableIndexes": list(bytes(lookup.writable_indexes)),
+                "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
+            }
+            for lookup in message.address_table_lookups
+        ]
+    return {"signatures": [str(s) for s in tx.signatures], "message": body}
+
+
+def _parsed_meta(record: TxRecord) -> dict[str, Any]:
+    """The meta of a ``jsonParsed`` transaction: inner instructions parsed, no ``loadedAddresses`` (as agave)."""
+    meta = _meta(record)
+    del meta["loadedAddresses"]
+    keys = list(record.transaction.message.account_keys)
+    groups = []
+    for index, group in enumerate(record.inner_instructions):
+        if not group:
+            continue
+        instructions = []
+        for item in group:
+            compiled = item.instruction()
+            stack_height = json.loads(item.to_json()).get("stackHeight")
+            program = keys[compiled.program_id_index]
+            accounts, data = list(bytes(compiled.accounts)), bytes(compiled.data)
+            instructions.append(parse_instruction(program, accounts, data, keys, stack_height))
+        groups.append({"index": index, "instructions": instructions})
+    meta["innerInstructions"] = groups
     return meta

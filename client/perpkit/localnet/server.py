@@ -16,9 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from perpkit.localnet.chain import LocalChain
-from perpkit.localnet.rpc import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError, RpcMethods
+from perpkit.localnet.rpc import INTERNAL_ERROR, INVALID_REQUEST, MAX_ACCOUNT_DATA, PARSE_ERROR, RpcError, RpcMethods
 
 log = logging.getLogger("perpkit.localnet")
+
+MAX_BODY_BYTES = 2 * MAX_ACCOUNT_DATA + 1024 * 1024
+"""The largest HTTP body served: a 10 MiB account in hex (``surfnet_setAccount``) and 1 MiB to spare."""
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
@@ -41,7 +44,8 @@ class LocalnetServer:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        # surfnet_setAccount of a 10 MiB account: 20 MiB of hex plus the JSON around it.
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/", self._handle_http)
         app.router.add_get("/health", self._health)
         return app

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -34,7 +35,15 @@ def find_test_validator() -> str:
 
 
 def validator_command(
-    *, binary: str, program_id: Pubkey, program: Path, ledger: Path, rpc_port: int, quiet: bool = True
+    *,
+    binary: str,
+    program_id: Pubkey,
+    program: Path,
+    ledger: Path,
+    rpc_port: int,
+    quiet: bool = True,
+    accounts: Sequence[tuple[str, Path]] = (),
+    account_dirs: Sequence[Path] = (),
 ) -> list[str]:
     """The command line: a fresh ledger (``--reset``) with the program preloaded at ``program_id``
     under the upgradeable loader, with no upgrade authority (as the embedded runtime installs it)."""
@@ -52,6 +61,10 @@ def validator_command(
         "--bind-address",
         "127.0.0.1",
     ]
+    for address, path in accounts:  # the same fixtures as `perpkit localnet --account/--account-dir`
+        command += ["--account", address, str(path)]
+    for directory in account_dirs:
+        command += ["--account-dir", str(directory)]
     if quiet:
         command.append("--quiet")
     return command
@@ -62,7 +75,18 @@ class TestValidator:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, *, program_id: Pubkey, program: Path, rpc_port: int = 8899, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        program_id: Pubkey,
+        program: Path,
+        rpc_port: int = 8899,
+        binary: str | None = None,
+        accounts: Sequence[tuple[str, Path]] = (),
+        account_dirs: Sequence[Path] = (),
+    ) -> None:
+        self.accounts = list(accounts)
+        self.account_dirs = list(account_dirs)
         self.binary = binary or find_test_validator()
         self.program_id = program_id
         self.program = program
@@ -79,6 +103,8 @@ class TestValidator:
             program=self.program,
             ledger=Path(self._ledger.name),
             rpc_port=self.rpc_port,
+            accounts=self.accounts,
+            account_dirs=self.account_dirs,
         )
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
