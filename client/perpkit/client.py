@@ -43,7 +43,7 @@ from perpkit.checks import pubkey_of, require_pubkey
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed
 from perpkit.idl import PROGRAM_ID, perps_idl
-from perpkit.market_handle import MarketAccounts, MarketHandle, PositionLike, explain_params
+from perpkit.market_handle import MarketAccounts, MarketHandle, PositionLike, explain_params, slot_position
 from perpkit.positions import Position, project_funding
 from perpkit.program_errors import program_error
 from perpkit.runtime import Features
@@ -517,17 +517,4 @@ class Client:
 
 
 def _position(market: Market, book: Book, slot: int, live: Any, owner: Pubkey | None) -> Position:
-    s = book.slots[slot]
-    return Position(
-        market=market,
-        slot=slot,
-        generation=int(s["generation"]),
-        side=int(s["side"]),
-        size=int(s["size"]),
-        collateral=int(s["collateral"]),
-        entry_price=int(s["entry_price"]),
-        funding_at_open=book.funding_at_open(slot),
-        key=book.key(slot),
-        liquidated=not bool(live[slot]),
-        owner=owner,
-    )
+    return slot_position(market, slot, book.slots[slot], liquidated=not bool(live[slot]), owner=owner)

@@ -38,6 +38,7 @@ from perpkit.localnet.rpc import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    Params,
     RpcError,
     decode_binary,
     encode_account,
@@ -98,15 +99,8 @@ class _Subscription:
 
 
 def _config(params: list[Any], i: int) -> dict[str, Any]:
-    config = params[i] if len(params) > i else None
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise _invalid("Invalid params: the configuration must be an object")
-    commitment = config.get("commitment")
-    if commitment is not None and commitment not in COMMITMENTS:
-        raise _invalid(f"Invalid params: unknown variant `{commitment}`")
-    return config
+    """The configuration object at ``i``, checked as the HTTP methods check theirs."""
+    return Params(params).config(i)
 
 
 def _filter(spec: Any) -> Callable[[bytes], bool]:

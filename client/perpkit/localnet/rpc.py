@@ -344,15 +344,20 @@ def encode_transaction(tx: VersionedTransaction, encoding: str) -> Any:
         ],
     }
     if isinstance(message, MessageV0):
-        body["addressTableLookups"] = [
-            {
-                "accountKey": str(lookup.account_key),
-                "writableIndexes": list(bytes(lookup.writable_indexes)),
-                "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
-            }
-            for lookup in message.address_table_lookups
-        ]
+        body["addressTableLookups"] = _lookups_json(message)
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
+
+
+def _lookups_json(message: MessageV0) -> list[dict[str, Any]]:
+    """A v0 message's address-table lookups, as ``getTransaction`` writes them."""
+    return [
+        {
+            "accountKey": str(lookup.account_key),
+            "writableIndexes": list(bytes(lookup.writable_indexes)),
+            "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
+        }
+        for lookup in message.address_table_lookups
+    ]
 
 
 # -- the methods ------------------------------------------------------------------
@@ -1033,14 +1038,7 @@ def encode_parsed_transaction(tx: VersionedTransaction) -> dict[str, Any]:
         ],
     }
     if isinstance(message, MessageV0):
-        body["addressTableLookups"] = [
-            {
-                "accountKey": str(lookup.account_key),
-                "writableIndexes": list(bytes(lookup.writable_indexes)),
-                "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
-            }
-            for lookup in message.address_table_lookups
-        ]
+        body["addressTableLookups"] = _lookups_json(message)
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 
