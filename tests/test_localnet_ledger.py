@@ -2,9 +2,10 @@
 
 getSignaturesForAddress, getBlock (one transaction a block), getBlockTime,
 getBlocks, getFirstAvailableBlock, getTokenAccountsByOwner/ByDelegate,
-getTokenSupply, getSupply, getStakeMinimumDelegation; ``encoding:
-"jsonParsed"`` for accounts and transactions; ``rentEpoch`` u64::MAX for
-rent-exempt accounts.  Raw JSON-RPC through httpx, and solana-py where it has
+getTokenSupply, getSupply, getStakeMinimumDelegation, getLargestAccounts;
+``encoding: "jsonParsed"`` for accounts (SPL Token, Token-2022, the upgradeable
+loader's) and transactions; v0 transactions through address lookup tables
+(``loadedAddresses``); ``rentEpoch`` u64::MAX for rent-exempt accounts.  Raw JSON-RPC through httpx, and solana-py where it has
 the call, against the session's ``perpkit localnet``.
 """
 
@@ -22,15 +23,19 @@ try:  # solana-py >= 0.40 (the default lane)
     from solana.rpc.models import TokenAccountOpts
 except ImportError:  # solana 0.36 (the anchorpy lane)
     from solana.rpc.types import TokenAccountOpts  # type: ignore[attr-defined,no-redef]
+import base64
+
 from solana.constants import LAMPORTS_PER_SOL
+from solders.address_lookup_table_account import AddressLookupTableAccount
+from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
-from solders.message import Message
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 
 from perpkit import Client
 from perpkit.base58 import b58encode
@@ -39,6 +44,9 @@ from perpkit.spl_token import TOKEN_PROGRAM_ID
 from perpkit.testing import create_mint, create_token_account, mint_to
 
 U64_MAX = 2**64 - 1
+LOOKUP_TABLE_PROGRAM_ID = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+LOADER_V3 = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
+TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 
 
 @pytest_asyncio.fixture
@@ -87,6 +95,32 @@ async def send_transfers(
         tx = Transaction([payer], Message(instructions, payer.pubkey()), blockhash)
         signatures.append(str((await solana.send_transaction(tx)).value))
     return signatures
+
+
+async def set_account(http: httpx.AsyncClient, url: str, owner: Pubkey, data: bytes, lamports: int = 10**8) -> Pubkey:
+    """A new account holding ``data``, put there with ``surfnet_setAccount``."""
+    address = Keypair().pubkey()
+    update = {"lamports": lamports, "data": data.hex(), "owner": str(owner)}
+    await result(http, url, "surfnet_setAccount", [str(address), update])
+    return address
+
+
+async def lookup_table(http: httpx.AsyncClient, url: str, addresses: list[Pubkey], authority: Pubkey) -> Pubkey:
+    """An active address lookup table holding ``addresses``: the program's bincode ``ProgramState::LookupTable``
+    (u32 1; deactivation slot u64::MAX, last extended slot 0 and its start index; Some(authority); u16
+    padding: 56 bytes) and the addresses, installed as the program would have left it."""
+    meta = struct.pack("<IQQB", 1, U64_MAX, 0, len(addresses)) + b"\1" + bytes(authority) + b"\0\0"
+    return await set_account(http, url, LOOKUP_TABLE_PROGRAM_ID, meta + b"".join(bytes(a) for a in addresses))
+
+
+def v0_transfer(
+    payer: Keypair, to: Pubkey, seen: Pubkey, table: Pubkey, entries: list[Pubkey], blockhash: Hash
+) -> VersionedTransaction:
+    """A v0 transfer to ``to`` that also passes ``seen`` read-only, both named only through ``table``."""
+    payment = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=2_000_000))
+    payment = Instruction(payment.program_id, payment.data, [*payment.accounts, AccountMeta(seen, False, False)])
+    lookups = [AddressLookupTableAccount(table, entries)]
+    return VersionedTransaction(MessageV0.try_compile(payer.pubkey(), [payment], lookups, blockhash), [payer])
 
 
 def approve_instruction(source: Pubkey, delegate: Pubkey, owner: Pubkey, amount: int) -> Instruction:
@@ -394,3 +428,135 @@ async def test_json_parsed_transactions(solana: AsyncClient, http: httpx.AsyncCl
     # solana-py parses the jsonParsed answer
     typed = (await solana.get_transaction(Signature.from_string(signature), encoding="jsonParsed")).value
     assert typed is not None and typed.slot == tx["slot"]
+
+
+# -- address lookup tables, largest accounts, more jsonParsed ----------------------------------
+
+
+async def test_v0_transaction_through_a_lookup_table(
+    solana: AsyncClient, http: httpx.AsyncClient, perps_rpc_url: str
+) -> None:
+    payer = await funded(solana)
+    to, seen = Keypair().pubkey(), Keypair().pubkey()
+    entries = [Keypair().pubkey(), to, seen]
+    table = await lookup_table(http, perps_rpc_url, entries, payer.pubkey())
+    blockhash = (await solana.get_latest_blockhash()).value.blockhash
+    tx = v0_transfer(payer, to, seen, table, entries, blockhash)
+    assert list(tx.message.account_keys) == [payer.pubkey(), SYSTEM_PROGRAM_ID]  # to and seen: table only
+    signature = str((await solana.send_raw_transaction(bytes(tx))).value)
+    await solana.confirm_transaction(Signature.from_string(signature))
+    assert (await solana.get_balance(to)).value == 2_000_000
+    v0 = {"maxSupportedTransactionVersion": 0}
+    plain = await result(http, perps_rpc_url, "getTransaction", [signature, v0])
+    assert plain["version"] == 0 and plain["meta"]["err"] is None
+    assert plain["meta"]["loadedAddresses"] == {"writable": [str(to)], "readonly": [str(seen)]}
+    assert plain["transaction"]["message"]["addressTableLookups"] == [
+        {"accountKey": str(table), "writableIndexes": [1], "readonlyIndexes": [2]}
+    ]
+    block = await result(http, perps_rpc_url, "getBlock", [plain["slot"], v0])
+    assert block["transactions"][0]["meta"]["loadedAddresses"] == plain["meta"]["loadedAddresses"]
+    # jsonParsed: the loaded keys follow the static ones, marked lookupTable; instructions see them.
+    parsed = await result(http, perps_rpc_url, "getTransaction", [signature, {**v0, "encoding": "jsonParsed"}])
+    keys = parsed["transaction"]["message"]["accountKeys"]
+    assert keys[2:] == [
+        {"pubkey": str(to), "writable": True, "signer": False, "source": "lookupTable"},
+        {"pubkey": str(seen), "writable": False, "signer": False, "source": "lookupTable"},
+    ]
+    (payment,) = parsed["transaction"]["message"]["instructions"]
+    assert payment["parsed"]["info"] == {"source": str(payer.pubkey()), "destination": str(to), "lamports": 2_000_000}
+    assert "loadedAddresses" not in parsed["meta"]
+    accounts = await result(http, perps_rpc_url, "getBlock", [plain["slot"], {**v0, "transactionDetails": "accounts"}])
+    assert accounts["transactions"][0]["transaction"]["accountKeys"] == keys
+    # The history of an address named only through the table has the transaction, as agave's does.
+    history = await result(http, perps_rpc_url, "getSignaturesForAddress", [str(seen)])
+    assert [entry["signature"] for entry in history] == [signature]
+    # A legacy transaction loads nothing.
+    (legacy,) = await send_transfers(solana, payer, to, 1)
+    legacy_tx = await result(http, perps_rpc_url, "getTransaction", [legacy])
+    assert legacy_tx["meta"]["loadedAddresses"] == {"writable": [], "readonly": []}
+    # solana-py parses it
+    typed = (await solana.get_transaction(Signature.from_string(signature), max_supported_transaction_version=0)).value
+    assert typed is not None and typed.transaction.meta is not None
+    loaded = typed.transaction.meta.loaded_addresses
+    assert loaded is not None and list(loaded.writable) == [to] and list(loaded.readonly) == [seen]
+
+
+async def test_largest_accounts(solana: AsyncClient, http: httpx.AsyncClient, perps_rpc_url: str) -> None:
+    await funded(solana)
+    answer = await result(http, perps_rpc_url, "getLargestAccounts")
+    value = answer["value"]
+    assert isinstance(answer["context"]["slot"], int) and 0 < len(value) <= 20
+    assert all(set(entry) == {"address", "lamports"} for entry in value)
+    lamports = [entry["lamports"] for entry in value]
+    assert lamports == sorted(lamports, reverse=True)
+    faucet = (await result(http, perps_rpc_url, "getIdentity"))["identity"]
+    assert value[0]["address"] == faucet  # the faucet holds the genesis lamports
+    circulating = await result(http, perps_rpc_url, "getLargestAccounts", [{"filter": "circulating"}])
+    assert circulating["value"][0] == value[0]
+    # Everything circulates here: nothing is non-circulating.
+    none = await result(
+        http, perps_rpc_url, "getLargestAccounts", [{"commitment": "finalized", "filter": "nonCirculating"}]
+    )
+    assert none["value"] == []
+    bad = await rpc(http, perps_rpc_url, "getLargestAccounts", [{"filter": "everything"}])
+    assert bad["error"]["code"] == -32602 and "nonCirculating" in bad["error"]["message"]
+    typed = await solana.get_largest_accounts()
+    assert str(typed.value[0].address) == faucet and typed.value[0].lamports == value[0]["lamports"]
+
+
+async def test_json_parsed_upgradeable_loader_and_token_2022(http: httpx.AsyncClient, perps_rpc_url: str) -> None:
+    url, config = perps_rpc_url, {"encoding": "jsonParsed"}
+    authority, code = Keypair().pubkey(), bytes(range(40))
+
+    async def parsed(address: Pubkey) -> Any:
+        return (await result(http, url, "getAccountInfo", [str(address), config]))["value"]["data"]
+
+    programdata = await set_account(http, url, LOADER_V3, struct.pack("<IQ", 3, 7) + b"\1" + bytes(authority) + code)
+    program = await set_account(http, url, LOADER_V3, struct.pack("<I", 2) + bytes(programdata))
+    assert await parsed(program) == {
+        "program": "bpf-upgradeable-loader",
+        "parsed": {"type": "program", "info": {"programData": str(programdata)}},
+        "space": 36,
+    }
+    assert await parsed(programdata) == {
+        "program": "bpf-upgradeable-loader",
+        "parsed": {
+            "type": "programData",
+            "info": {"slot": 7, "authority": str(authority), "data": [base64.b64encode(code).decode(), "base64"]},
+        },
+        "space": 45 + len(code),
+    }
+    # No authority: as agave, the data starts right after the None byte (the unused key's 32 bytes included).
+    frozen = await set_account(http, url, LOADER_V3, struct.pack("<IQ", 3, 0) + b"\0" + bytes(32) + code)
+    info = (await parsed(frozen))["parsed"]["info"]
+    assert info["authority"] is None and info["data"] == [base64.b64encode(bytes(32) + code).decode(), "base64"]
+    buffer = await set_account(http, url, LOADER_V3, struct.pack("<I", 1) + b"\1" + bytes(authority) + code)
+    assert (await parsed(buffer))["parsed"] == {
+        "type": "buffer",
+        "info": {"authority": str(authority), "data": [base64.b64encode(code).decode(), "base64"]},
+    }
+    # Token-2022 without extensions: the SPL Token shapes, program "spl-token-2022".
+    mint_data = struct.pack("<I", 1) + bytes(authority) + struct.pack("<QB?", 1_500, 2, True) + bytes(36)
+    mint = await set_account(http, url, TOKEN_2022_PROGRAM_ID, mint_data)
+    assert await parsed(mint) == {
+        "program": "spl-token-2022",
+        "parsed": {
+            "type": "mint",
+            "info": {
+                "mintAuthority": str(authority),
+                "supply": "1500",
+                "decimals": 2,
+                "isInitialized": True,
+                "freezeAuthority": None,
+            },
+        },
+        "space": 82,
+    }
+    account_data = bytes(mint) + bytes(authority) + struct.pack("<Q", 1_500) + bytes(36) + b"\1" + bytes(56)
+    account = await set_account(http, url, TOKEN_2022_PROGRAM_ID, account_data)
+    token = await parsed(account)
+    assert token["program"] == "spl-token-2022" and token["parsed"]["type"] == "account"
+    assert token["parsed"]["info"]["tokenAmount"]["uiAmountString"] == "15" and token["space"] == 165
+    # With extensions (longer than the base layout): base64, as documented.
+    extended = await set_account(http, url, TOKEN_2022_PROGRAM_ID, mint_data + bytes(83) + b"\1")
+    assert (await parsed(extended))[1] == "base64"

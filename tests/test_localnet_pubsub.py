@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 import pytest_asyncio
 from solana.rpc.async_api import AsyncClient
@@ -40,6 +41,7 @@ from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
+from test_localnet_ledger import lookup_table, v0_transfer
 
 TIMEOUT = 5.0
 
@@ -243,3 +245,65 @@ async def test_program_subscribe_with_filters(solana: AsyncClient, perps_ws_url:
         assert all(n["method"] == "programNotification" and n["params"]["subscription"] == sub_id for n in notes)
         assert values[str(target)]["lamports"] == 3_000_000
         assert values[str(target)]["data"] == ["", "base64"]
+
+
+async def _subscribe(ws: aiohttp.ClientWebSocketResponse, method: str, params: list[Any]) -> int:
+    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+    sub_id = (await _raw(ws))["result"]
+    assert isinstance(sub_id, int)
+    return sub_id
+
+
+async def test_signature_subscribe_received_notification(solana: AsyncClient, perps_ws_url: str) -> None:
+    payer = await _funded(solana)
+    blockhash = (await solana.get_latest_blockhash()).value.blockhash
+    payment = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=10**6))
+    tx = Transaction([payer], Message.new_with_blockhash([payment], payer.pubkey(), blockhash), blockhash)
+    config = {"commitment": "finalized", "enableReceivedNotification": True}
+    async with aiohttp.ClientSession() as session, session.ws_connect(perps_ws_url) as ws:
+        sub_id = await _subscribe(ws, "signatureSubscribe", [str(tx.signatures[0]), config])
+        await solana.send_raw_transaction(bytes(tx))
+        received, final = await _raw(ws), await _raw(ws)
+        slot = received["params"]["result"]["context"]["slot"]
+        assert received == {
+            "jsonrpc": "2.0",
+            "method": "signatureNotification",
+            "params": {"result": {"context": {"slot": slot}, "value": "receivedSignature"}, "subscription": sub_id},
+        }
+        assert final["method"] == "signatureNotification" and final["params"]["subscription"] == sub_id
+        assert final["params"]["result"]["value"] == {"err": None}
+        assert final["params"]["result"]["context"]["slot"] >= slot >= 1
+        # The final notification ended the subscription.
+        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "signatureUnsubscribe", "params": [sub_id]}))
+        assert (await _raw(ws))["error"]["code"] == -32602
+        # Already landed: the final notification only (agave sends "received" on receipt).
+        late = await _subscribe(ws, "signatureSubscribe", [str(tx.signatures[0]), config])
+        note = await _raw(ws)
+        assert note["params"]["subscription"] == late and note["params"]["result"]["value"] == {"err": None}
+        bad = [str(tx.signatures[0]), {"enableReceivedNotification": "yes"}]
+        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "signatureSubscribe", "params": bad}))
+        assert (await _raw(ws))["error"]["code"] == -32602
+
+
+async def test_lookup_table_addresses_in_logs_mentions_and_account_notifications(
+    solana: AsyncClient, perps_rpc_url: str, perps_ws_url: str
+) -> None:
+    payer = await _funded(solana)
+    to, seen = Keypair().pubkey(), Keypair().pubkey()
+    entries = [to, seen]
+    async with httpx.AsyncClient(timeout=10) as http:
+        table = await lookup_table(http, perps_rpc_url, entries, payer.pubkey())
+    blockhash = (await solana.get_latest_blockhash()).value.blockhash
+    tx = v0_transfer(payer, to, seen, table, entries, blockhash)
+    assert seen not in tx.message.account_keys and to not in tx.message.account_keys
+    async with aiohttp.ClientSession() as session, session.ws_connect(perps_ws_url) as ws:
+        logs = await _subscribe(ws, "logsSubscribe", [{"mentions": [str(seen)]}])
+        account = await _subscribe(ws, "accountSubscribe", [str(to), {"encoding": "base64"}])
+        await solana.send_raw_transaction(bytes(tx))
+        notes = {n["params"]["subscription"]: n for n in [await _raw(ws), await _raw(ws)]}
+        value = notes[logs]["params"]["result"]["value"]
+        assert notes[logs]["method"] == "logsNotification"
+        assert value["signature"] == str(tx.signatures[0]) and value["err"] is None
+        # The loaded writable account is written, so its subscribers hear of it.
+        assert notes[account]["method"] == "accountNotification"
+        assert notes[account]["params"]["result"]["value"]["lamports"] == 2_000_000

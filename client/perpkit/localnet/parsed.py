@@ -1,10 +1,14 @@
 """``encoding: "jsonParsed"`` for ``perpkit localnet``, in agave's shapes.
 
 Accounts (agave's ``solana-account-decoder``): SPL Token accounts and mints
-(``{"program": "spl-token", "parsed": {"type": "account", "info": ...}, "space": 165}``)
-and nonce accounts; anything else is not parsable, and the caller falls back to
-base64 as agave does (a plain system account too: agave's system parser only
-knows nonce accounts).
+(``{"program": "spl-token", "parsed": {"type": "account", "info": ...}, "space": 165}``),
+Token-2022 ones (``"spl-token-2022"``, same info) without extensions, nonce
+accounts and the BPF upgradeable loader's program, program-data and buffer
+accounts (``"bpf-upgradeable-loader"``); anything else is not parsable, and the
+caller falls back to base64 as agave does (a plain system account too: agave's
+system parser only knows nonce accounts).  A Token-2022 account or mint *with*
+extensions (longer than the base layout) is not parsed here: it comes back in
+base64, where agave would list its ``extensions``.
 
 Instructions (agave's ``solana-transaction-status``): System, SPL Token (both
 token programs, as ``"spl-token"``) and the Associated Token Account program.
@@ -15,6 +19,7 @@ decoded: ``{"programId", "accounts", "data" (base58), "stackHeight"}``.
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +34,9 @@ TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+BPF_LOADER_UPGRADEABLE_ID = Pubkey.from_string("BPFLoaderUpgradeab1e11111111111111111111111")
+ADDRESS_LOOKUP_TABLE_PROGRAM_ID = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
+LOOKUP_TABLE_META_SIZE = 56
 TOKEN_ACCOUNT_LEN = 165
 MINT_LEN = 82
 NONCE_LEN = 80
@@ -136,7 +144,56 @@ def parse_account(account: Account, lookup: Lookup) -> dict[str, Any]:
         return {"program": program, "parsed": parsed, "space": len(data)}
     if owner == SYSTEM_PROGRAM_ID:
         return {"program": "nonce", "parsed": _parse_nonce(data), "space": len(data)}
+    if owner == BPF_LOADER_UPGRADEABLE_ID:
+        return {"program": "bpf-upgradeable-loader", "parsed": parse_bpf_upgradeable(data), "space": len(data)}
     raise NotParsable("no parser for this owner")
+
+
+def parse_bpf_upgradeable(data: bytes) -> dict[str, Any]:
+    """agave's ``parse_bpf_upgradeable_loader``: the bincode ``UpgradeableLoaderState`` (u32 tag: 0
+    uninitialized, 1 buffer {authority: Option<Pubkey>}, 2 program {programdata}, 3 programData {slot: u64,
+    authority}); a buffer's and a program-data account's bytes after the metadata go in ``info.data`` as
+    [base64, "base64"].  As agave, with no authority the data starts right after the ``None`` byte."""
+    if len(data) < 4:
+        raise NotParsable("not an upgradeable loader account")
+    (tag,) = struct.unpack_from("<I", data)
+    if tag == 0:
+        return {"type": "uninitialized"}
+    if tag == 2:
+        return {"type": "program", "info": {"programData": _key(data, 4)}}
+    if tag == 1:
+        authority, rest = _option_key(data, 4)
+        return {"type": "buffer", "info": {"authority": authority, "data": _base64(data[rest:])}}
+    if tag == 3:
+        if len(data) < 12:
+            raise NotParsable("short program-data account")
+        (slot,) = struct.unpack_from("<Q", data, 4)
+        authority, rest = _option_key(data, 12)
+        return {"type": "programData", "info": {"slot": slot, "authority": authority, "data": _base64(data[rest:])}}
+    raise NotParsable(f"upgradeable loader state {tag}")
+
+
+def _option_key(data: bytes, offset: int) -> tuple[str | None, int]:
+    """A bincode ``Option<Pubkey>`` at ``offset``: (the key or None, the offset after it)."""
+    if offset >= len(data) or data[offset] > 1:
+        raise NotParsable("bad Option<Pubkey>")
+    if data[offset] == 0:
+        return None, offset + 1
+    return _key(data, offset + 1), offset + 33
+
+
+def _base64(data: bytes) -> list[str]:
+    return [base64.b64encode(data).decode(), "base64"]
+
+
+def lookup_table_addresses(account: Account | None) -> list[Pubkey]:
+    """The addresses an address lookup table holds (after its 56-byte metadata); none for anything else."""
+    if account is None or account.owner != ADDRESS_LOOKUP_TABLE_PROGRAM_ID:
+        return []
+    data = bytes(account.data)
+    if len(data) < LOOKUP_TABLE_META_SIZE or data[:4] != b"\1\0\0\0":  # ProgramState::LookupTable
+        return []
+    return [Pubkey(data[i : i + 32]) for i in range(LOOKUP_TABLE_META_SIZE, len(data) - 31, 32)]
 
 
 def _parse_nonce(data: bytes) -> dict[str, Any]:

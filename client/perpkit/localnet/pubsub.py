@@ -1,14 +1,19 @@
 """The WebSocket side of ``perpkit localnet``: Solana PubSub, on the RPC port + 1 as agave serves it.
 
 Subscriptions: ``accountSubscribe``, ``programSubscribe`` (``dataSize``/``memcmp``
-filters), ``signatureSubscribe``, ``logsSubscribe`` (``all``, ``allWithVotes``,
-``{"mentions": [address]}``), ``slotSubscribe`` and ``rootSubscribe``, each with
-its unsubscribe; notifications have agave's shapes.  The chain finalizes each
-transaction in its own block, so every commitment is reached when it executes:
-a signature is notified then (at once when it has already landed, as agave does
-from its status cache) and that subscription ends.  Accounts are notified when a
-transaction may write them (its writable keys, only the fee payer when it
-failed) or a cheatcode sets them.
+filters), ``signatureSubscribe`` (``enableReceivedNotification``),
+``logsSubscribe`` (``all``, ``allWithVotes``, ``{"mentions": [address]}``, an
+address matching whether the transaction names it directly or through an
+address lookup table, as agave matches), ``slotSubscribe`` and
+``rootSubscribe``, each with its unsubscribe; notifications have agave's shapes.
+The chain finalizes each transaction in its own block, so every commitment is
+reached when it executes: a signature is notified then (at once when it has
+already landed, as agave does from its status cache) and that subscription
+ends.  With ``enableReceivedNotification`` a ``"receivedSignature"``
+notification comes first, in the same slot; a signature that had already landed
+gets only the final one, as agave only sends it on receipt.  Accounts are
+notified when a transaction may write them (its writable keys, loaded ones
+included, only the fee payer when it failed) or a cheatcode sets them.
 
 The chain calls :meth:`PubSub.observe` synchronously; notifications go into a
 per-client queue drained by that client's writer task, so a slow or vanished
@@ -28,11 +33,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from solders.account import Account
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 
 from perpkit.chain import Chain, TxRecord, writable_keys
+from perpkit.localnet.parsed import Lookup
 from perpkit.localnet.rpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -40,9 +47,11 @@ from perpkit.localnet.rpc import (
     PARSE_ERROR,
     Params,
     RpcError,
+    account_keys,
     decode_binary,
     encode_account,
     error_json,
+    loaded_addresses,
     parse_pubkey,
 )
 from perpkit.runtime import SLOT_MS
@@ -284,6 +293,8 @@ class PubSub:
                 raise _invalid("Invalid params: expected a signature")
             signature = _signature(params[0])
             config = _config(params, 1)
+            if not isinstance(config.get("enableReceivedNotification", False), bool):
+                raise _invalid("Invalid params: enableReceivedNotification must be a boolean")
             sub = _Subscription(next(self._ids), "signature", client, signature, config)
             record = chain.history.get(signature)
             if record is None:
@@ -334,8 +345,11 @@ class PubSub:
     def _notify(sub: _Subscription, method: str, result: Any) -> None:
         sub.client.send({"jsonrpc": "2.0", "method": method, "params": {"result": result, "subscription": sub.id}})
 
-    def _signature_message(self, sub: _Subscription, record: TxRecord) -> dict[str, Any]:
-        result = {"context": {"slot": record.slot}, "value": {"err": error_json(record.err)}}
+    @staticmethod
+    def _signature_message(sub: _Subscription, record: TxRecord, received: bool = False) -> dict[str, Any]:
+        """The final ``{"err": ...}`` notification, or with ``received`` agave's ``"receivedSignature"``."""
+        value: Any = "receivedSignature" if received else {"err": error_json(record.err)}
+        result = {"context": {"slot": record.slot}, "value": value}
         return {
             "jsonrpc": "2.0",
             "method": "signatureNotification",
@@ -344,17 +358,24 @@ class PubSub:
 
     def _on_transaction(self, record: TxRecord) -> None:
         message = Chain.message_of(record.transaction)
-        keys = list(message.account_keys)
-        written = [keys[0]] if record.err is not None else [k for k in keys if k in writable_keys(message)]
+        keys = account_keys(message, self.chain.get_account)
+        written = [keys[0]] if record.err is not None else self._written(message)
         logs_value = {"signature": str(record.signature), "err": error_json(record.err), "logs": record.logs}
         context = {"slot": record.slot}
         for sub in list(self.subscriptions.values()):
             if sub.kind == "signature" and sub.key == record.signature:
+                if sub.config.get("enableReceivedNotification"):
+                    sub.client.send(self._signature_message(sub, record, received=True))
                 sub.client.send(self._signature_message(sub, record))
                 self.subscriptions.pop(sub.id, None)  # a signature subscription ends with its notification
             elif sub.kind == "logs" and (sub.key is None or sub.key in keys):
                 self._notify(sub, "logsNotification", {"context": context, "value": logs_value})
         self._on_accounts(written, record.slot)
+
+    def _written(self, message: Message | MessageV0) -> list[Pubkey]:
+        """The keys a message may write: its writable static keys, then its loaded writable ones."""
+        static = writable_keys(message)
+        return [k for k in message.account_keys if k in static] + loaded_addresses(message, self.chain.get_account)[0]
 
     def _on_accounts(self, addresses: list[Pubkey], slot: int) -> None:
         subs = [s for s in self.subscriptions.values() if s.kind in ("account", "program")]
@@ -372,7 +393,7 @@ class PubSub:
                     account.owner != sub.key or not all(check(bytes(account.data)) for check in sub.checks)
                 ):
                     continue
-                encoded = self._encode(account, sub.config)
+                encoded = self._encode(account, sub.config, self.chain.get_account)
                 if sub.kind == "account":
                     self._notify(sub, "accountNotification", {"context": context, "value": encoded})
                 else:
@@ -380,9 +401,9 @@ class PubSub:
                     self._notify(sub, "programNotification", {"context": context, "value": value})
 
     @staticmethod
-    def _encode(account: Account, config: dict[str, Any]) -> dict[str, Any]:
+    def _encode(account: Account, config: dict[str, Any], lookup: Lookup) -> dict[str, Any]:
         try:
-            return encode_account(account, config, default="base64")
+            return encode_account(account, config, default="base64", lookup=lookup)
         except RpcError:  # base58 above 128 bytes: send base64 rather than nothing
             return encode_account(account, {**config, "encoding": "base64"})
 

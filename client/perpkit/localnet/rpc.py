@@ -46,6 +46,7 @@ from perpkit.localnet.parsed import (
     TOKEN_PROGRAMS,
     Lookup,
     NotParsable,
+    lookup_table_addresses,
     parse_account,
     parse_instruction,
     token_account_fields,
@@ -77,6 +78,7 @@ BLOCK_CLEANED_UP = -32001
 BLOCK_NOT_AVAILABLE = -32004
 SLOT_SKIPPED = -32007
 MAX_ACCOUNT_DATA = 10 * 1024 * 1024  # MAX_PERMITTED_DATA_LENGTH
+NUM_LARGEST_ACCOUNTS = 20
 
 
 class RpcError(Exception):
@@ -348,6 +350,33 @@ def encode_transaction(tx: VersionedTransaction, encoding: str) -> Any:
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 
+def loaded_addresses(message: Message | MessageV0, lookup: Lookup) -> tuple[list[Pubkey], list[Pubkey]]:
+    """The (writable, readonly) addresses a v0 message loads through its lookup tables; none for legacy.
+
+    Read from the tables as they are now: a table only ever appends, so an index
+    keeps its address, but a table closed since the transaction gives nothing."""
+    writable: list[Pubkey] = []
+    readonly: list[Pubkey] = []
+    if isinstance(message, MessageV0):
+        for table in message.address_table_lookups:
+            entries = lookup_table_addresses(lookup(table.account_key))
+            writable += [entries[i] for i in bytes(table.writable_indexes) if i < len(entries)]
+            readonly += [entries[i] for i in bytes(table.readonly_indexes) if i < len(entries)]
+    return writable, readonly
+
+
+def account_keys(message: Message | MessageV0, lookup: Lookup) -> list[Pubkey]:
+    """All the keys a transaction uses, in the runtime's order: static, loaded writable, loaded readonly."""
+    writable, readonly = loaded_addresses(message, lookup)
+    return [*message.account_keys, *writable, *readonly]
+
+
+def loaded_addresses_json(message: Message | MessageV0, lookup: Lookup) -> dict[str, list[str]]:
+    """``meta.loadedAddresses``: agave's ``UiLoadedAddresses`` {writable, readonly}."""
+    writable, readonly = loaded_addresses(message, lookup)
+    return {"writable": [str(k) for k in writable], "readonly": [str(k) for k in readonly]}
+
+
 def _lookups_json(message: MessageV0) -> list[dict[str, Any]]:
     """A v0 message's address-table lookups, as ``getTransaction`` writes them."""
     return [
@@ -378,6 +407,7 @@ class RpcMethods:
             "getGenesisHash": self.get_genesis_hash,
             "getHealth": self.get_health,
             "getIdentity": self.get_identity,
+            "getLargestAccounts": self.get_largest_accounts,
             "getLatestBlockhash": self.get_latest_blockhash,
             "getMinimumBalanceForRentExemption": self.get_minimum_balance_for_rent_exemption,
             "getMultipleAccounts": self.get_multiple_accounts,
@@ -680,10 +710,7 @@ class RpcMethods:
         result: dict[str, Any] = {
             "slot": record.slot,
             "blockTime": record.block_time,
-            "transaction": encode_parsed_transaction(record.transaction)
-            if encoding == "jsonParsed"
-            else encode_transaction(record.transaction, encoding),
-            "meta": _parsed_meta(record) if encoding == "jsonParsed" else _meta(record),
+            **encode_entry(record, encoding, self.chain.get_account),
         }
         if max_version is not None:
             result["version"] = version
@@ -804,16 +831,12 @@ class RpcMethods:
         max_version = config.get("maxSupportedTransactionVersion")
         if details in ("full", "accounts"):
             version = _version(record, max_version)
+            lookup = self.chain.get_account
             if details == "full":
-                entry = {
-                    "transaction": encode_parsed_transaction(record.transaction)
-                    if encoding == "jsonParsed"
-                    else encode_transaction(record.transaction, encoding),
-                    "meta": _parsed_meta(record) if encoding == "jsonParsed" else _meta(record),
-                }
+                entry = encode_entry(record, encoding, lookup)
             else:
-                meta = {k: v for k, v in _meta(record).items() if k not in _ACCOUNTS_MODE_SKIPS}
-                parsed = encode_parsed_transaction(record.transaction)
+                meta = {k: v for k, v in _meta(record, lookup).items() if k not in _ACCOUNTS_MODE_SKIPS}
+                parsed = encode_parsed_transaction(record.transaction, lookup)
                 transaction = {"signatures": [str(s) for s in record.transaction.signatures]}
                 entry = {"transaction": {**transaction, "accountKeys": parsed["message"]["accountKeys"]}, "meta": meta}
             if max_version is not None:
@@ -874,7 +897,7 @@ class RpcMethods:
                 continue
             if record.signature == until or len(found) >= limit:
                 break
-            if address in record.transaction.message.account_keys:
+            if address in account_keys(Chain.message_of(record.transaction), self.chain.get_account):
                 found.append(
                     {
                         "signature": str(record.signature),
@@ -944,6 +967,46 @@ class RpcMethods:
         value["nonCirculatingAccounts"] = []
         return self._with_context(value, config)
 
+    def get_largest_accounts(self, p: Params) -> Any:
+        """The 20 accounts with the most lamports, most first (agave breaks ties by the larger address).
+
+        Every account counts as circulating here (perpkit has no non-circulating set, as ``getSupply``
+        says), so ``filter: "nonCirculating"`` gives an empty list and ``"circulating"`` the same as none.
+        The accounts ranked are those the chain knows of: system-owned ones, any a transaction, a
+        cheatcode or the start-up loaded, and every account their owners own."""
+        config = p.config(0)
+        wanted = config.get("filter")
+        if wanted is not None and wanted not in ("circulating", "nonCirculating"):
+            raise invalid(
+                f"Invalid params: unknown variant `{wanted}`, expected `circulating` or `nonCirculating`"
+                if isinstance(wanted, str)
+                else 'Invalid params: filter must be "circulating" or "nonCirculating"'
+            )
+        context = self._context(config)
+        if wanted == "nonCirculating":
+            return {"context": context, "value": []}
+        balances = sorted(
+            ((account.lamports, bytes(address), address) for address, account in self._all_accounts().items()),
+            reverse=True,
+        )[:NUM_LARGEST_ACCOUNTS]
+        value = [{"address": str(address), "lamports": lamports} for lamports, _, address in balances]
+        return {"context": context, "value": value}
+
+    def _all_accounts(self) -> dict[Pubkey, Account]:
+        """Every live account the chain can name (LiteSVM lists accounts by owner only)."""
+        chain = self.chain
+        candidates = set(chain.known) | set(chain.loaded_at_start)
+        for record in chain.history.values():
+            candidates.update(account_keys(Chain.message_of(record.transaction), chain.get_account))
+        found = dict(chain.accounts_owned_by(SYSTEM_PROGRAM_ID))
+        for address in candidates - found.keys():
+            account = chain.get_account(address)
+            if account is not None:
+                found[address] = account
+        for owner in {account.owner for account in found.values()} - {SYSTEM_PROGRAM_ID}:
+            found.update(chain.accounts_owned_by(owner))
+        return found
+
     def get_stake_minimum_delegation(self, p: Params) -> Any:
         # 1 lamport: stake_raise_minimum_delegation_to_1_sol is not active on mainnet.
         return self._with_context(1, p.config(0))
@@ -975,8 +1038,10 @@ def _status(record: TxRecord) -> dict[str, Any]:
     }
 
 
-def _meta(record: TxRecord) -> dict[str, Any]:
-    """``UiTransactionStatusMeta``; ``returnData`` is left out when there is none (agave's ``or_skip``)."""
+def _meta(record: TxRecord, lookup: Lookup) -> dict[str, Any]:
+    """``UiTransactionStatusMeta``; ``returnData`` is left out when there is none (agave's ``or_skip``).
+
+    ``preBalances``/``postBalances`` cover the static keys only (the chain records no more)."""
     err = error_json(record.err)
     meta: dict[str, Any] = {
         "err": err,
@@ -989,7 +1054,7 @@ def _meta(record: TxRecord) -> dict[str, Any]:
         "preTokenBalances": [],
         "postTokenBalances": [],
         "rewards": [],
-        "loadedAddresses": {"writable": [], "readonly": []},
+        "loadedAddresses": loaded_addresses_json(Chain.message_of(record.transaction), lookup),
     }
     return_data = encode_return_data(record.return_data)
     if return_data is not None:
@@ -1015,22 +1080,39 @@ def _version(record: TxRecord, max_version: Any) -> Any:
     return 0
 
 
+def encode_entry(record: TxRecord, encoding: str, lookup: Lookup) -> dict[str, Any]:
+    """{transaction, meta} of a transaction in ``encoding``, as getTransaction and getBlock give them."""
+    if encoding == "jsonParsed":
+        return {
+            "transaction": encode_parsed_transaction(record.transaction, lookup),
+            "meta": _parsed_meta(record, lookup),
+        }
+    return {"transaction": encode_transaction(record.transaction, encoding), "meta": _meta(record, lookup)}
+
+
 _ACCOUNTS_MODE_SKIPS = {"innerInstructions", "logMessages", "loadedAddresses", "returnData", "computeUnitsConsumed"}
 """What ``transactionDetails: "accounts"`` leaves out of the meta."""
 
 
-def encode_parsed_transaction(tx: VersionedTransaction) -> dict[str, Any]:
-    """``encoding: "jsonParsed"``: agave's ``UiParsedMessage``, account keys with their flags and
-    instructions parsed where agave has a parser (:mod:`perpkit.localnet.parsed`)."""
+def encode_parsed_transaction(tx: VersionedTransaction, lookup: Lookup) -> dict[str, Any]:
+    """``encoding: "jsonParsed"``: agave's ``UiParsedMessage``, account keys with their flags (and
+    ``source``: "lookupTable" for the loaded ones) and instructions parsed where agave has a parser
+    (:mod:`perpkit.localnet.parsed`)."""
     message = Chain.message_of(tx)
-    keys = list(message.account_keys)
     writable = writable_keys(message)
     signed = message.header.num_required_signatures
+    loaded_writable, loaded_readonly = loaded_addresses(message, lookup)
+    keys = [*message.account_keys, *loaded_writable, *loaded_readonly]
+    static = [
+        {"pubkey": str(k), "writable": k in writable, "signer": i < signed, "source": "transaction"}
+        for i, k in enumerate(message.account_keys)
+    ]
+    loaded = [
+        {"pubkey": str(k), "writable": i < len(loaded_writable), "signer": False, "source": "lookupTable"}
+        for i, k in enumerate([*loaded_writable, *loaded_readonly])
+    ]
     body: dict[str, Any] = {
-        "accountKeys": [
-            {"pubkey": str(k), "writable": k in writable, "signer": i < signed, "source": "transaction"}
-            for i, k in enumerate(keys)
-        ],
+        "accountKeys": static + loaded,
         "recentBlockhash": str(message.recent_blockhash),
         "instructions": [
             parse_instruction(keys[ix.program_id_index], list(bytes(ix.accounts)), bytes(ix.data), keys, None)
@@ -1042,11 +1124,12 @@ def encode_parsed_transaction(tx: VersionedTransaction) -> dict[str, Any]:
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 
-def _parsed_meta(record: TxRecord) -> dict[str, Any]:
-    """The meta of a ``jsonParsed`` transaction: inner instructions parsed, no ``loadedAddresses`` (as agave)."""
-    meta = _meta(record)
+def _parsed_meta(record: TxRecord, lookup: Lookup) -> dict[str, Any]:
+    """The meta of a ``jsonParsed`` transaction: inner instructions parsed, no ``loadedAddresses`` (as agave:
+    the loaded keys are in the message's ``accountKeys``)."""
+    meta = _meta(record, lookup)
     del meta["loadedAddresses"]
-    keys = list(record.transaction.message.account_keys)
+    keys = account_keys(Chain.message_of(record.transaction), lookup)
     groups = []
     for index, group in enumerate(record.inner_instructions):
         if not group:
