@@ -36,6 +36,7 @@ from perpkit.crank import (
     liquidate,
 )
 from perpkit.errors import AccountNotFound, InvalidInput
+from perpkit.oracles import OracleKind
 from perpkit.positions import HEALTH_BY_CODE, Health, Position, Side, project_funding
 from perpkit.spl_token import associated_token_address
 from perpkit.testing import (
@@ -51,6 +52,13 @@ UNIT = 10**6
 PRICE = 100 * UNIT
 
 
+@pytest.fixture(params=[OracleKind.TEST, OracleKind.PYTH], ids=["test-oracle", "pyth"])
+def oracle_kind(request: pytest.FixtureRequest) -> OracleKind:
+    """The scenarios that run on both oracle kinds: the program's test oracle and a Pyth PriceUpdateV2 feed."""
+    kind: OracleKind = request.param
+    return kind
+
+
 async def start(c: Client, **kwargs: Any) -> TradingSetup:
     setup = await setup_trading(c, price=PRICE, **kwargs)
     ConservationChecker(c, setup.market).attach()
@@ -59,7 +67,7 @@ async def start(c: Client, **kwargs: Any) -> TradingSetup:
 
 async def liquidate_as_modelled(c: Client, setup: TradingSetup, price: int) -> tuple[Liquidation | None, BatchForecast]:
     """Publish ``price``, predict the batch from the chain state, liquidate, and check the prediction."""
-    await c.set_oracle_price(setup.oracle, price=price)
+    await setup.set_price(c, price)
     market = await c.fetch_market(setup.market)
     book = await c.fetch_book(setup.market)
     model = expected_batch(book, market, price, await c.now())
@@ -108,9 +116,16 @@ async def open_many(c: Client, setup: TradingSetup, orders: list[tuple[int, int,
     ]
 
 
-async def test_a_20x_long_goes_one_tick_past_its_liquidation_price_and_not_before(perps_client: Client) -> None:
+async def test_a_20x_long_goes_one_tick_past_its_liquidation_price_and_not_before(
+    perps_client: Client, oracle_kind: OracleKind
+) -> None:
     c = perps_client
-    setup = await start(c, params=MarketParams(initial_margin_bps=501, maintenance_margin_bps=500), insurance=UNIT)
+    setup = await start(
+        c,
+        oracle_kind=oracle_kind,
+        params=MarketParams(initial_margin_bps=501, maintenance_margin_bps=500),
+        insurance=UNIT,
+    )
     long_ = (await open_many(c, setup, [(0, Side.LONG, 10, 51)]))[0]
     lp = long_.liquidation_price()
     assert 0 < long_.entry_price - lp < PRICE // 100  # about 20x: within 1% of the entry
@@ -143,10 +158,16 @@ async def test_liquidation_uses_the_index_not_the_mark(perps_client: Client) -> 
     assert (await liquidate_as_modelled(c, setup, lp))[0] is None
 
 
-async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruction(perps_client: Client) -> None:
+async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruction(
+    perps_client: Client, oracle_kind: OracleKind
+) -> None:
     c = perps_client
     setup = await start(
-        c, params=MarketParams(price_band_bps=3000, initial_margin_bps=600), traders=3, insurance=100 * UNIT
+        c,
+        oracle_kind=oracle_kind,
+        params=MarketParams(price_band_bps=3000, initial_margin_bps=600),
+        traders=3,
+        insurance=100 * UNIT,
     )
     # longs opened at 100 and shorts opened at 100, leverage from 2x to 16x: liquidation prices on many levels
     orders = [(i % 3, Side.LONG, 5 + i, (5 + i) * 100 // lev) for i, lev in enumerate((2, 4, 6, 8, 10, 12, 14, 16))]
@@ -180,18 +201,24 @@ async def test_exactly_the_positions_past_their_price_go_both_sides_one_instruct
     assert done is not None and done.batch.long_count > 0 and done.batch.short_count == 0
     # A long opened at 110 near max leverage liquidates below ~108; shorts opened at 100 at 11x-16x
     # liquidate above ~101-105: at 105 both sides go in the same instruction.
-    await c.set_oracle_price(setup.oracle, price=110 * UNIT)
+    await setup.set_price(c, 110 * UNIT)
     await c.advance_time(300)
-    await c.set_oracle_price(setup.oracle, price=110 * UNIT)
+    await setup.set_price(c, 110 * UNIT)
     more = await open_many(c, setup, [(0, Side.LONG, 3, 21), (1, Side.LONG, 2, 40)])
     assert more[0].liquidation_price() > 105 * UNIT > more[1].liquidation_price()
     done, _model = await liquidate_as_modelled(c, setup, 105 * UNIT)
     assert done is not None and done.batch.short_count >= 1 and done.batch.long_count >= 1
 
 
-async def test_payout_split_gap_insurance_and_socialised_loss(perps_client: Client) -> None:
+async def test_payout_split_gap_insurance_and_socialised_loss(perps_client: Client, oracle_kind: OracleKind) -> None:
     c = perps_client
-    setup = await start(c, params=MarketParams(price_band_bps=5000), traders=3, insurance=5 * UNIT)
+    setup = await start(
+        c,
+        oracle_kind=oracle_kind,
+        params=MarketParams(price_band_bps=5000),
+        traders=3,
+        insurance=5 * UNIT,
+    )
     alice, _bob, _carol = setup.traders
     a = (await open_many(c, setup, [(0, Side.LONG, 10, 120)]))[0]
     free_before = (await c.fetch_user(setup.market, alice.pubkey())).free_collateral
@@ -228,9 +255,9 @@ async def test_payout_split_gap_insurance_and_socialised_loss(perps_client: Clie
 
 async def recentre(c: Client, setup: TradingSetup) -> None:
     """Back to the start price, with the EWMA caught up, so new positions can open."""
-    await c.set_oracle_price(setup.oracle, price=PRICE)
+    await setup.set_price(c, PRICE)
     await c.advance_time(300)
-    await c.set_oracle_price(setup.oracle, price=PRICE)
+    await setup.set_price(c, PRICE)
 
 
 async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_safely(perps_client: Client) -> None:
@@ -240,7 +267,7 @@ async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_sa
     pos = (await open_many(c, setup, [(0, Side.LONG, 10, 150)]))[0]
     await open_many(c, setup, [(1, Side.SHORT, 2, 50)])
     await liquidate_as_modelled(c, setup, pos.liquidation_price() - 1)
-    await c.set_oracle_price(setup.oracle, price=PRICE * 2)  # the price comes back, and more
+    await setup.set_price(c, PRICE * 2)  # the price comes back, and more
     (mine,) = await c.positions(setup.market, alice.pubkey())
     assert mine.liquidated and mine.health(PRICE * 2) is Health.LIQUIDATABLE
     for attempt in (
@@ -254,7 +281,7 @@ async def test_liquidated_stays_liquidated_until_cleared_and_slots_are_reused_sa
     assert len(await collect_garbage(c, setup.market)) >= 1
     header = await c.fetch_book_header((await c.fetch_market(setup.market)).book)
     assert header.garbage == 0 and header.garbage_count == 0
-    await c.set_oracle_price(setup.oracle, price=PRICE)
+    await setup.set_price(c, PRICE)
     newcomer = (await open_many(c, setup, [(2, Side.LONG, 1, 30)]))[0]
     assert newcomer.slot == pos.slot and newcomer.generation == pos.generation + 1
     # alice's old reference is still the liquidated position, never carol's new one
@@ -280,7 +307,7 @@ async def test_stale_oracle_stops_liquidation_band_does_not(perps_client: Client
     with pytest.raises(program_errors.OracleStale):
         await liquidate(c, setup.market)
     # a 14% drop: the band is breached (a short, away from the EWMA, is refused) but liquidation works
-    await c.set_oracle_price(setup.oracle, price=86 * UNIT)
+    await setup.set_price(c, 86 * UNIT)
     with pytest.raises(program_errors.PriceBandBreached):
         await c.open_position(setup.market, Side.SHORT, UNIT, 50 * UNIT, owner=setup.traders[0])
     assert pos.liquidation_price() > 86 * UNIT
@@ -356,7 +383,7 @@ async def test_cli_crank_once_liquidates_then_finds_nothing(
     c = perps_client
     setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
     await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.SHORT, 2, 100)])
-    await c.set_oracle_price(setup.oracle, price=80 * UNIT)
+    await setup.set_price(c, 80 * UNIT)
     keypair = tmp_path / "cranker.json"
     keypair.write_text(json.dumps(list(bytes(c.payer))))
     command = [sys.executable, "-m", "perpkit.cli", "crank", "--once", "--url", perps_rpc_url,
@@ -414,7 +441,7 @@ async def test_liquidate_gc_and_clear_validate_every_account(perps_client: Clien
     setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
     other = await setup_trading(c, price=PRICE, traders=1, market_id=77)
     await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.SHORT, 2, 100)])
-    await c.set_oracle_price(setup.oracle, price=80 * UNIT)  # the long is liquidatable
+    await setup.set_price(c, 80 * UNIT)  # the long is liquidatable
     m = await c.fetch_market(setup.market)
     o = await c.fetch_market(other.market)
     mine = associated_token_address(c.payer.pubkey(), setup.quote_mint)

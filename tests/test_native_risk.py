@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import Driver
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -60,6 +61,17 @@ def test_oracle_checks(
     now = 1_700_000_000
     want = code(lambda: risk.check_oracle(price, conf, now - age, now, staleness, conf_bps, ahead))
     assert native.ask("oracle", price, conf, now - age, now, staleness, conf_bps, ahead) == want
+
+
+@pytest.mark.parametrize(
+    ("publish_time", "now"),
+    [(-(2**63), 1), (-(2**63), 2**63 - 1), (2**63 - 1, -(2**63)), (2**63 - 1, 0), (0, 2**63 - 1)],
+)
+def test_oracle_ages_at_the_ends_of_i64(native: Driver, publish_time: int, now: int) -> None:
+    """The age of a publish time is a difference of two i64 that may not fit in one: no signed overflow
+    (UBSan aborts the driver on one), and the model's answer."""
+    want = code(lambda: risk.check_oracle(100, 0, publish_time, now, 60, 200, 5))
+    assert native.ask("oracle", 100, 0, publish_time, now, 60, 200, 5) == want
 
 
 PARAM_NAMES = ["skew_scale", "max_funding_rate_bps_per_day", "max_staleness_s", "ewma_window_s", "initial_margin_bps",

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
         InvalidProgramFile,
         PerpkitError,
         ProgramError,
+        PythAccountError,
+        PythPriceError,
         RiskError,
         RpcProtocolError,
         RpcRequestFailed,
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
     )
     from perpkit.idl import PROGRAM_ID
     from perpkit.market_handle import MarketHandle
+    from perpkit.oracles import OracleKind, OracleSource
     from perpkit.positions import Health, Position, Side
+    from perpkit.pyth import PriceUpdateV2
     from perpkit.risk import B as UNIT
 
 __version__ = "0.1.0"
@@ -56,6 +60,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "InvalidProgramFile": ("perpkit.errors", "InvalidProgramFile"),
     "PerpkitError": ("perpkit.errors", "PerpkitError"),
     "ProgramError": ("perpkit.errors", "ProgramError"),
+    "PythAccountError": ("perpkit.errors", "PythAccountError"),
+    "PythPriceError": ("perpkit.errors", "PythPriceError"),
     "RiskError": ("perpkit.errors", "RiskError"),
     "RpcProtocolError": ("perpkit.errors", "RpcProtocolError"),
     "RpcRequestFailed": ("perpkit.errors", "RpcRequestFailed"),
@@ -88,9 +94,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "liquidate": ("perpkit.crank", "liquidate"),
     "PROGRAM_ID": ("perpkit.idl", "PROGRAM_ID"),
     "MarketHandle": ("perpkit.market_handle", "MarketHandle"),
+    "OracleKind": ("perpkit.oracles", "OracleKind"),
+    "OracleSource": ("perpkit.oracles", "OracleSource"),
     "Health": ("perpkit.positions", "Health"),
     "Position": ("perpkit.positions", "Position"),
     "Side": ("perpkit.positions", "Side"),
+    "PriceUpdateV2": ("perpkit.pyth", "PriceUpdateV2"),
     "UNIT": ("perpkit.risk", "B"),
 }
 """Exported name -> (module, attribute).  ``UNIT`` is base atoms per whole base unit (10**6), also one
@@ -133,10 +142,15 @@ __all__ = [
     "MarketHandle",
     "MarketParams",
     "Oracle",
+    "OracleKind",
+    "OracleSource",
     "PerpkitError",
     "Position",
     "PositionRef",
+    "PriceUpdateV2",
     "ProgramError",
+    "PythAccountError",
+    "PythPriceError",
     "ReturnData",
     "RiskError",
     "RpcProtocolError",

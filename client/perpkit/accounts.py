@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from perpkit.errors import AccountDecodeError
 from perpkit.idl import perps_idl
 from perpkit.layout import account_dtype, discriminator_word
+from perpkit.oracles import OracleKind, OracleSource
 from perpkit.risk import Side
 
 PRICE_SCALE = 1_000_000
@@ -95,6 +96,8 @@ class Market:
     authority_bump: int
     vault_bump: int
     paused: bool
+    oracle_kind: int
+    """``OracleKind.TEST`` or ``OracleKind.PYTH`` (kept as read: a decoder does not refuse other bytes)."""
     oi_long: int
     """Open interest, long side (base atoms)."""
     oi_short: int
@@ -124,6 +127,17 @@ class Market:
     """Index price of the last batch: it decided which positions went."""
     last_liquidation_exit_price: int
     """Exit price of the last batch: the fill of its net size, at which they were valued (SPEC 6)."""
+    pyth_receiver: Pubkey
+    """Pyth markets: the program that must own the oracle account (zero on the test oracle)."""
+    pyth_feed_id: bytes
+    """Pyth markets: the feed id every update must carry (zero on the test oracle)."""
+    oracle_publish_time: int
+    """The publish time of the last oracle read that passed: a Pyth update older than it is refused."""
+
+    @property
+    def oracle_source(self) -> OracleSource:
+        """The oracle's kind, and for Pyth the receiver and feed id the market reads."""
+        return OracleSource(OracleKind(self.oracle_kind), self.pyth_receiver, self.pyth_feed_id)
 
     @property
     def skew(self) -> int:
@@ -227,7 +241,8 @@ def _build(cls: type[Any], address: Pubkey, decoded: dict[str, Any], **overrides
 def decode_market(address: Pubkey, data: bytes) -> Market:
     c = _decode("Market", data)
     params = MarketParams(**{f.name: c["params"][f.name] for f in fields(MarketParams)})
-    market: Market = _build(Market, address, c, params=params, paused=bool(c["paused"]))
+    market: Market = _build(Market, address, c, params=params, paused=bool(c["paused"]),
+                            pyth_feed_id=bytes(c["pyth_feed_id"]))  # fmt: skip
     return market
 
 

@@ -41,11 +41,13 @@ from perpkit.backends.litesvm import LiteSvmBackend
 from perpkit.book import Book, SlotStatus
 from perpkit.checks import pubkey_of, require_pubkey
 from perpkit.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from perpkit.errors import AccountNotFound, InvalidInput, TransactionFailed
+from perpkit.errors import AccountNotFound, InvalidInput, PythPriceError, TransactionFailed
 from perpkit.idl import PROGRAM_ID, perps_idl
 from perpkit.market_handle import MarketAccounts, MarketHandle, PositionLike, explain_params, slot_position
+from perpkit.oracles import OracleKind, OracleSource
 from perpkit.positions import Position, project_funding
 from perpkit.program_errors import program_error
+from perpkit.pyth import OraclePrice, read_price
 from perpkit.runtime import Features
 
 DEFAULT_BOOK_CAPACITY = 1024
@@ -303,6 +305,21 @@ class Client:
     async def fetch_oracle(self, address: Pubkey) -> Oracle:
         return decode_oracle(address, await self.account_data(address, "oracle"))
 
+    async def oracle_price(self, market: Pubkey | Market) -> OraclePrice:
+        """The market's oracle as its instructions read it, whichever the kind: price and conf at 6 decimals
+        and the publish time (a Pyth update decoded and rescaled by the program's rules, or a PythPriceError
+        named as the program's refusal).  Freshness is not checked here: compare ``publish_time`` with
+        :meth:`now`."""
+        m = market if isinstance(market, Market) else await self.fetch_market(market)
+        if m.oracle_kind == OracleKind.PYTH:
+            account = await self.account(m.oracle)
+            if account is None or account.owner != m.pyth_receiver:  # a closed account too, as the program sees it
+                owner = "nobody (it does not exist)" if account is None else str(account.owner)
+                raise PythPriceError("InvalidAccountOwner", f"{m.oracle} is owned by {owner}, not {m.pyth_receiver}")
+            return read_price(bytes(account.data), m.pyth_feed_id)
+        oracle = await self.fetch_oracle(m.oracle)
+        return OraclePrice(oracle.price, oracle.conf, oracle.publish_time)
+
     async def fetch_book_header(self, address: Pubkey) -> BookHeader:
         """The book's header alone: a ``dataSlice`` of its first bytes, not the 8.5 MiB account."""
         size = perps_idl().constant("BOOK_HEADER_SIZE")
@@ -365,8 +382,13 @@ class Client:
         params: MarketParams | None = None,
         book_capacity: int = DEFAULT_BOOK_CAPACITY,
         admin: Keypair | None = None,
+        oracle_source: OracleSource | None = None,
     ) -> Pubkey:
-        """Allocate a book and initialise a market on it, in one transaction."""
+        """Allocate a book and initialise a market on it, in one transaction.
+
+        ``oracle_source``: how ``oracle`` is read, the test oracle (default) or
+        ``OracleSource.pyth(feed_id)`` for a Pyth ``PriceUpdateV2`` account.
+        """
         signer = admin or self.payer
         if book_capacity <= 0:
             raise InvalidInput(f"book_capacity must be positive, got {book_capacity}")
@@ -382,6 +404,7 @@ class Client:
             market_id=market_id,
             book_capacity=book_capacity,
             params=params or MarketParams(),
+            oracle_source=oracle_source,
             program_id=self.program_id,
         )
         with explain_params(params or MarketParams()):
@@ -447,6 +470,12 @@ class Client:
 
     async def set_paused(self, market: Pubkey, paused: bool, *, admin: Keypair | None = None) -> TxResult:
         return await (await self.market(market)).set_paused(paused, admin=admin)
+
+    async def set_market_oracle(
+        self, market: Pubkey, oracle: Pubkey, *, pyth_receiver: Pubkey | None = None, admin: Keypair | None = None
+    ) -> TxResult:
+        """Admin: re-point a Pyth market to another account of its feed (``MarketHandle.set_market_oracle``)."""
+        return await (await self.market(market)).set_market_oracle(oracle, pyth_receiver=pyth_receiver, admin=admin)
 
     async def update_funding(self, market: Pubkey) -> TxResult:
         """Permissionless: read the oracle and bring funding up to date."""

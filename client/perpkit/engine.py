@@ -17,6 +17,7 @@ from perpkit import risk
 from perpkit.accounts import Market, MarketParams
 from perpkit.book import Book
 from perpkit.errors import RiskError
+from perpkit.oracles import OracleKind
 from perpkit.risk import Side, Terms
 
 
@@ -70,8 +71,11 @@ class Engine:
         p = m.params
         risk.check_oracle(oracle.price, oracle.conf, oracle.publish_time, now, p.max_staleness_s, p.max_conf_bps,
                           p.max_publish_ahead_s)  # fmt: skip
+        if m.oracle_kind == OracleKind.PYTH and oracle.publish_time < m.oracle_publish_time:
+            raise RiskError("OraclePublishTimeWentBack")  # a Pyth update account is never read backwards
         ewma, updated = risk.update_ewma(m.ewma_price, m.ewma_updated_at, oracle.price, now, p.ewma_window_s)
-        return replace(m, ewma_price=ewma, ewma_updated_at=updated, last_index_price=oracle.price)
+        return replace(m, ewma_price=ewma, ewma_updated_at=updated, last_index_price=oracle.price,
+                       oracle_publish_time=oracle.publish_time)  # fmt: skip
 
     @staticmethod
     def fill(m: Market, index_price: int, size: int, buy: bool, worst_price: int) -> int:

@@ -104,6 +104,17 @@ class RiskError(PerpkitError):
         super().__init__(f"{error_name}{': ' + detail if detail else ''}")
 
 
+class PythAccountError(AccountDecodeError):
+    """Bytes are not a Pyth ``PriceUpdateV2`` account: too short, another discriminator, or an
+    unknown verification-level tag; the message says which."""
+
+
+class PythPriceError(RiskError):
+    """The program would refuse this Pyth price update (``perpkit.pyth.read_price``, ``rescale``);
+    ``error_name`` is the IDL error its oracle read returns (``OracleNotFullyVerified``,
+    ``OracleFeedMismatch``, ``OracleExponentUnsupported``, ``OraclePriceOutOfRange``, ...)."""
+
+
 class ConservationError(PerpkitError, AssertionError):
     """SPEC 7 does not hold: the vault's tokens differ from the sum of what they back."""
 

@@ -18,6 +18,7 @@ from perpkit import pda
 from perpkit.accounts import MarketParams, PositionRef
 from perpkit.errors import InvalidInput
 from perpkit.idl import PROGRAM_ID, perps_idl
+from perpkit.oracles import OracleSource
 
 _INT_RANGES = {
     "u8": (0, 2**8 - 1),
@@ -119,12 +120,14 @@ def initialize_market(
     market_id: int,
     book_capacity: int,
     params: MarketParams,
+    oracle_source: OracleSource | None = None,
     program_id: Pubkey = PROGRAM_ID,
 ) -> Instruction:
     """Create market ``PDA("market", admin, market_id)``, its vault and book header.
 
     ``book`` must already exist: owned by the program, zeroed, of
-    ``book_account_size(book_capacity)`` bytes.
+    ``book_account_size(book_capacity)`` bytes.  ``oracle_source`` says how
+    ``oracle`` is read: the test oracle (default) or a Pyth feed.
     """
     market = pda.market_address(admin, market_id, program_id)
     return build_instruction(
@@ -138,7 +141,12 @@ def initialize_market(
             "oracle": oracle,
             "book": book,
         },
-        {"market_id": market_id, "book_capacity": book_capacity, "params": params},
+        {
+            "market_id": market_id,
+            "book_capacity": book_capacity,
+            "params": params,
+            **(oracle_source or OracleSource()).to_args(),
+        },
         program_id,
     )
 
@@ -228,6 +236,14 @@ def update_market_params(
 
 def set_paused(*, admin: Pubkey, market: Pubkey, paused: bool, program_id: Pubkey = PROGRAM_ID) -> Instruction:
     return build_instruction("set_paused", {"admin": admin, "market": market}, {"paused": paused}, program_id)
+
+
+def set_market_oracle(
+    *, admin: Pubkey, market: Pubkey, oracle: Pubkey, pyth_receiver: Pubkey, program_id: Pubkey = PROGRAM_ID
+) -> Instruction:
+    """Admin: re-point a Pyth market to ``oracle``, another account of its feed owned by ``pyth_receiver``."""
+    return build_instruction("set_market_oracle", {"admin": admin, "market": market, "oracle": oracle},
+                             {"pyth_receiver": pyth_receiver}, program_id)  # fmt: skip
 
 
 def _trader_accounts(owner: Pubkey, market: Pubkey, book: Pubkey, program_id: Pubkey) -> dict[str, Pubkey]:

@@ -57,7 +57,7 @@ def explain_params(params: MarketParams, oi_long: int = 0, oi_short: int = 0) ->
 
 @dataclass(frozen=True)
 class MarketAccounts:
-    """The accounts a market is bound to for life."""
+    """The accounts a market is bound to: all for life but a Pyth market's oracle (``set_market_oracle``)."""
 
     book: Pubkey
     oracle: Pubkey
@@ -69,7 +69,9 @@ class MarketHandle:
     """Trading, admin and reads of one market, through a client.
 
     ``state`` is the market account as last read (``refresh()`` reads it
-    again); the bound accounts in ``accounts`` never change.
+    again, and rebinds ``accounts``: the admin may re-point a Pyth market's
+    oracle, after which instructions naming the old one fail with
+    ``InvalidAccountAddress (account: oracle)`` until a refresh).
     """
 
     def __init__(self, client: Client, address: Pubkey, state: Market) -> None:
@@ -96,8 +98,10 @@ class MarketHandle:
 
     # -- reads -------------------------------------------------------------------------
     async def refresh(self) -> Market:
-        """Read the market account again (``state``)."""
+        """Read the market account again (``state``) and rebind ``accounts``."""
         self.state = decode_market(self.address, await self.client.account_data(self.address, "market"))
+        s = self.state
+        self.accounts = MarketAccounts(s.book, s.oracle, s.vault, s.quote_mint)
         return self.state
 
     async def book(self) -> Book:
@@ -331,6 +335,21 @@ class MarketHandle:
         m = await self.refresh()
         with explain_params(params, m.oi_long, m.oi_short):
             return await self.client.send([self.update_params_ix(signer.pubkey(), params)], [signer])
+
+    def set_market_oracle_ix(self, admin: Pubkey, oracle: Pubkey, pyth_receiver: Pubkey) -> Instruction:
+        return ix.set_market_oracle(admin=admin, market=self.address, oracle=oracle, pyth_receiver=pyth_receiver,
+                                    program_id=self.program_id)  # fmt: skip
+
+    async def set_market_oracle(
+        self, oracle: Pubkey, *, pyth_receiver: Pubkey | None = None, admin: Keypair | None = None
+    ) -> TxResult:
+        """Admin: re-point a Pyth market to another ``PriceUpdateV2`` account of its feed (``pyth_receiver``:
+        the market's by default; the other Pyth receiver is the only other one allowed), then rebind."""
+        signer = self._signer(admin)
+        receiver = pyth_receiver if pyth_receiver is not None else self.state.pyth_receiver
+        result = await self.client.send([self.set_market_oracle_ix(signer.pubkey(), oracle, receiver)], [signer])
+        await self.refresh()
+        return result
 
     def set_paused_ix(self, admin: Pubkey, paused: bool) -> Instruction:
         return ix.set_paused(admin=admin, market=self.address, paused=paused, program_id=self.program_id)

@@ -371,6 +371,62 @@ class OraclePublishedInFuture(ProgramError):
     error_msg = "The oracle's publish time is further ahead of the clock than the market tolerates"
 
 
+class OracleNotFullyVerified(ProgramError):
+    """The Pyth price update is only partially verified; the market accepts Full verification only."""
+
+    code = 6045
+    error_name = "OracleNotFullyVerified"
+    error_msg = "The Pyth price update is only partially verified; the market accepts Full verification only"
+
+
+class OracleFeedMismatch(ProgramError):
+    """The Pyth price update is for another feed than the market's."""
+
+    code = 6046
+    error_name = "OracleFeedMismatch"
+    error_msg = "The Pyth price update is for another feed than the market's"
+
+
+class OracleExponentUnsupported(ProgramError):
+    """The oracle exponent is outside -24..12."""
+
+    code = 6047
+    error_name = "OracleExponentUnsupported"
+    error_msg = "The oracle exponent is outside -24..12"
+
+
+class OraclePriceOutOfRange(ProgramError):
+    """The oracle price does not fit at 6 decimals."""
+
+    code = 6048
+    error_name = "OraclePriceOutOfRange"
+    error_msg = "The oracle price does not fit at 6 decimals"
+
+
+class InvalidOracleKind(ProgramError):
+    """Unknown oracle kind, or Pyth fields given for the test oracle."""
+
+    code = 6049
+    error_name = "InvalidOracleKind"
+    error_msg = "Unknown oracle kind, or Pyth fields given for the test oracle"
+
+
+class OraclePublishTimeWentBack(ProgramError):
+    """The Pyth price update is older than the last one the market read."""
+
+    code = 6050
+    error_name = "OraclePublishTimeWentBack"
+    error_msg = "The Pyth price update is older than the last one the market read"
+
+
+class OracleRepointRefused(ProgramError):
+    """The new oracle's receiver is neither the market's nor another Pyth receiver the program knows."""
+
+    code = 6051
+    error_name = "OracleRepointRefused"
+    error_msg = "The new oracle's receiver is neither the market's nor another Pyth receiver the program knows"
+
+
 BY_CODE: dict[int, type[ProgramError]] = {
     UnknownInstruction.code: UnknownInstruction,
     InvalidInstructionData.code: InvalidInstructionData,
@@ -417,6 +473,13 @@ BY_CODE: dict[int, type[ProgramError]] = {
     PositionTooSmall.code: PositionTooSmall,
     ParamsWouldLiquidate.code: ParamsWouldLiquidate,
     OraclePublishedInFuture.code: OraclePublishedInFuture,
+    OracleNotFullyVerified.code: OracleNotFullyVerified,
+    OracleFeedMismatch.code: OracleFeedMismatch,
+    OracleExponentUnsupported.code: OracleExponentUnsupported,
+    OraclePriceOutOfRange.code: OraclePriceOutOfRange,
+    InvalidOracleKind.code: InvalidOracleKind,
+    OraclePublishTimeWentBack.code: OraclePublishTimeWentBack,
+    OracleRepointRefused.code: OracleRepointRefused,
 }
 """Custom error code of the perps program -> its exception class."""
 
@@ -483,6 +546,13 @@ __all__ = [
     "PositionTooSmall",
     "ParamsWouldLiquidate",
     "OraclePublishedInFuture",
+    "OracleNotFullyVerified",
+    "OracleFeedMismatch",
+    "OracleExponentUnsupported",
+    "OraclePriceOutOfRange",
+    "InvalidOracleKind",
+    "OraclePublishTimeWentBack",
+    "OracleRepointRefused",
     "BY_CODE",
     "ERRORS_BY_CODE",
     "program_error",

@@ -1,4 +1,4 @@
-"""Helpers for tests that prove the program's rules: account snapshots and a ready market."""
+"""Helpers for tests that prove the program's rules: account snapshots, a ready market, a Pyth feed double."""
 
 from __future__ import annotations
 
@@ -6,17 +6,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from solana.constants import LAMPORTS_PER_SOL
+from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.rent import Rent
+from solders.sysvar import RENT
 
 from perpkit import instructions as ix
 from perpkit import pda, spl_token
 from perpkit.accounts import MarketParams, decode_users
 from perpkit.client import Client
+from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.errors import ConservationError as ConservationError  # defined in perpkit.errors, re-exported here
-from perpkit.errors import InvalidInput
 from perpkit.idl import perps_idl
+from perpkit.oracles import OracleKind, OracleSource
+from perpkit.pyth import FEED_IDS, FULL, PRICE_UPDATE_V2_LEN, RECEIVER_PROGRAM_ID, PriceUpdateV2, VerificationLevel
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,97 @@ async def create_oracle(
     return pda.oracle_address(signer.pubkey(), oracle_id, client.program_id)
 
 
+class PythFeed:
+    """A test double of a Pyth price feed: a ``PriceUpdateV2`` account written with ``client.set_account``.
+
+    It works wherever ``set_account`` does (the embedded runtime, ``perpkit localnet``, surfpool).
+    ``address`` defaults to a fresh random address; for the address Pyth sponsors on devnet and mainnet,
+    pass ``address=perpkit.pyth.price_feed_address(feed_id)``.  The account is owned by ``receiver``
+    (the real receiver by default; pass another to test the owner check) and ``write_authority``
+    defaults to the address itself, as the push oracle's accounts are.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        feed_id: bytes,
+        *,
+        address: Pubkey | None = None,
+        receiver: Pubkey = RECEIVER_PROGRAM_ID,
+        write_authority: Pubkey | None = None,
+    ) -> None:
+        if not isinstance(feed_id, bytes) or len(feed_id) != 32:
+            raise InvalidInput(f"feed_id must be 32 bytes, got {feed_id!r}")
+        self.client = client
+        self.feed_id = feed_id
+        self.address: Pubkey = address if address is not None else Keypair().pubkey()
+        self.receiver = receiver
+        self.write_authority: Pubkey = write_authority if write_authority is not None else self.address
+        self.last: PriceUpdateV2 | None = None
+        """The update last published through this object."""
+
+    async def publish(
+        self,
+        price: int,
+        conf: int,
+        exponent: int,
+        publish_time: int,
+        *,
+        verification: VerificationLevel = FULL,
+        posted_slot: int | None = None,
+        ema_price: int | None = None,
+        ema_conf: int | None = None,
+    ) -> PriceUpdateV2:
+        """Rewrite the account in place with this update (rent-exempt for 134 bytes under the Rent sysvar); return it.
+
+        ``posted_slot`` defaults to the cluster's current slot, ``prev_publish_time`` is the previous
+        update's ``publish_time`` (this one's on the first publish), and the EMA defaults to price and conf.
+        """
+        if posted_slot is None:
+            posted_slot = (await self.client.clock()).slot
+        update = PriceUpdateV2(
+            write_authority=self.write_authority,
+            verification=verification,
+            feed_id=self.feed_id,
+            price=price,
+            conf=conf,
+            exponent=exponent,
+            publish_time=publish_time,
+            prev_publish_time=self.last.publish_time if self.last is not None else publish_time,
+            ema_price=price if ema_price is None else ema_price,
+            ema_conf=conf if ema_conf is None else ema_conf,
+            posted_slot=posted_slot,
+        )
+        lamports = await self._rent_exempt_lamports()
+        await self.client.set_account(self.address, Account(lamports, update.encode(), self.receiver, False, 0))
+        self.last = update
+        return update
+
+    async def _rent_exempt_lamports(self) -> int:
+        """Rent exemption for 134 bytes under the cluster's Rent sysvar (the default rent if it is unreadable)."""
+        sysvar = await self.client.account(RENT)
+        rent = Rent.from_bytes(bytes(sysvar.data)) if sysvar is not None else Rent.default()
+        return rent.minimum_balance(PRICE_UPDATE_V2_LEN)
+
+    async def set_price(
+        self, price: int, conf: int = 0, *, exponent: int = -8, publish_time: int | None = None
+    ) -> None:
+        """Publish a 6-decimal ``price``/``conf`` (as ``Client.set_oracle_price`` takes them) at ``exponent``
+        (at most -6: exact), published now by the cluster's clock unless ``publish_time`` is given."""
+        if exponent > -6:
+            raise InvalidInput(f"set_price converts exactly to exponents of -6 and below, got {exponent}")
+        scale = 10 ** (-6 - exponent)
+        when = publish_time if publish_time is not None else await self.client.now()
+        await self.publish(price * scale, conf * scale, exponent, when)
+
+    async def read(self) -> PriceUpdateV2:
+        """The account as the chain holds it, decoded (AccountNotFound before the first publish)."""
+        account = await self.client.account(self.address)
+        if account is None:
+            raise AccountNotFound(self.address, "Pyth price feed")
+        return PriceUpdateV2.decode(bytes(account.data))
+
+
 @dataclass(frozen=True)
 class MarketSetup:
     """A market with its oracle and quote mint, as most scenarios start."""
@@ -130,6 +226,19 @@ class MarketSetup:
     market: Pubkey
     oracle: Pubkey
     quote_mint: Pubkey
+    feed: PythFeed | None = None
+    """The Pyth test double behind ``oracle`` on a Pyth-priced market; None on the test oracle."""
+
+    async def set_price(self, client: Client, price: int, conf: int = 0) -> None:
+        """Publish a 6-decimal price on the market's oracle, whichever kind it is."""
+        await _set_price(client, self.oracle, self.feed, price, conf)
+
+
+async def _set_price(client: Client, oracle: Pubkey, feed: PythFeed | None, price: int, conf: int) -> None:
+    if feed is None:
+        await client.set_oracle_price(oracle, price=price, conf=conf)
+    else:
+        await feed.set_price(price, conf)
 
 
 async def setup_market(
@@ -140,14 +249,27 @@ async def setup_market(
     market_id: int = 0,
     params: MarketParams | None = None,
     book_capacity: int = 64,
+    oracle_kind: OracleKind = OracleKind.TEST,
+    feed: PythFeed | None = None,
 ) -> MarketSetup:
-    """Create a test oracle at ``price``, a 6-decimal quote mint and a market on them."""
-    oracle = await create_oracle(client, price=price, conf=conf, oracle_id=market_id)
+    """Create an oracle at ``price``, a 6-decimal quote mint and a market on them.
+
+    The oracle is the program's test oracle, or with ``oracle_kind=OracleKind.PYTH`` a
+    :class:`PythFeed` of SOL/USD publishing at exponent -8.  Given a ``feed`` (one preloaded from a
+    fixture file, say), the market is created on it as it stands: nothing is published.
+    """
+    if feed is None and oracle_kind == OracleKind.PYTH:
+        feed = PythFeed(client, FEED_IDS["SOL/USD"])
+        await feed.set_price(price, conf)
+    if feed is not None:
+        oracle, source = feed.address, OracleSource.pyth(feed.feed_id, receiver=feed.receiver)
+    else:
+        oracle = await create_oracle(client, price=price, conf=conf, oracle_id=market_id)
+        source = OracleSource.test()
     mint = await create_mint(client)
-    market = await client.create_market(
-        quote_mint=mint, oracle=oracle, market_id=market_id, params=params, book_capacity=book_capacity
-    )
-    return MarketSetup(market=market, oracle=oracle, quote_mint=mint)
+    market = await client.create_market(quote_mint=mint, oracle=oracle, market_id=market_id, params=params,
+                                        book_capacity=book_capacity, oracle_source=source)  # fmt: skip
+    return MarketSetup(market=market, oracle=oracle, quote_mint=mint, feed=feed)
 
 
 @dataclass(frozen=True)
@@ -213,6 +335,12 @@ class TradingSetup:
     oracle: Pubkey
     quote_mint: Pubkey
     traders: list[Keypair]
+    feed: PythFeed | None = None
+    """The Pyth test double behind ``oracle`` on a Pyth-priced market; None on the test oracle."""
+
+    async def set_price(self, client: Client, price: int, conf: int = 0) -> None:
+        """Publish a 6-decimal price on the market's oracle, whichever kind it is."""
+        await _set_price(client, self.oracle, self.feed, price, conf)
 
 
 async def setup_trading(
@@ -226,12 +354,16 @@ async def setup_trading(
     insurance: int = 0,
     book_capacity: int = 64,
     market_id: int = 0,
+    oracle_kind: OracleKind = OracleKind.TEST,
+    feed: PythFeed | None = None,
 ) -> TradingSetup:
     """A market at ``price`` with its pool funded and ``traders`` traders who each deposited ``deposit``.
 
     Amounts are quote atoms (6 decimals): the defaults are 10,000 per trader and a pool of 1,000,000.
+    ``oracle_kind`` and ``feed`` as :func:`setup_market` takes them.
     """
-    setup = await setup_market(client, price=price, params=params, book_capacity=book_capacity, market_id=market_id)
+    setup = await setup_market(client, price=price, params=params, book_capacity=book_capacity, market_id=market_id,
+                               oracle_kind=oracle_kind, feed=feed)  # fmt: skip
     admin_token = await create_token_account(client, setup.quote_mint, client.payer.pubkey())
     await mint_to(client, setup.quote_mint, admin_token, pool + insurance)
     await client.fund_pool(setup.market, pool)
@@ -246,4 +378,4 @@ async def setup_trading(
         await client.create_user(setup.market, owner=trader)
         await client.deposit(setup.market, deposit, owner=trader)
         keys.append(trader)
-    return TradingSetup(setup.market, setup.oracle, setup.quote_mint, keys)
+    return TradingSetup(setup.market, setup.oracle, setup.quote_mint, keys, setup.feed)

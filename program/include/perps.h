@@ -11,6 +11,7 @@
 
 #include "book.h"
 #include "perps_idl.h"
+#include "pyth.h"
 #include "result.h"
 #include "risk.h"
 #include "sol/cpi.h"
@@ -93,6 +94,13 @@ PerpsResult market_load(Ctx *ctx, const SolAccountInfo *acc, PerpsMarket **out);
 PerpsResult market_touch(PerpsMarket *m, int64_t *now);
 /* Read the market's oracle (all SPEC 3 checks), update the EWMA and last
  * index price; the index price in *price. */
+/* Where a market's price comes from: the test oracle, or a Pyth receiver's account of one feed. */
+typedef struct {
+  uint8_t kind; /* PERPS_ORACLE_KIND_* */
+  const SolPubkey *receiver;
+  const uint8_t *feed_id;
+} OracleSource;
+PerpsResult oracle_load(Ctx *ctx, const SolAccountInfo *oracle, const OracleSource *source, PerpsOracle *out);
 PerpsResult market_read_oracle(Ctx *ctx, PerpsMarket *m, const SolAccountInfo *oracle, int64_t now, uint64_t *price);
 /* The book account, which must be the market's. */
 PerpsResult market_book(Ctx *ctx, const SolAccountInfo *acc, const PerpsMarket *m, Book *out);

@@ -24,6 +24,8 @@
 #define PERPS_BASE_UNIT (1000000ULL)
 #define PERPS_BPS (10000ULL)
 #define PERPS_SECONDS_PER_DAY (86400ULL)
+#define PERPS_ORACLE_KIND_TEST (0ULL)
+#define PERPS_ORACLE_KIND_PYTH (1ULL)
 
 /* ---- errors (custom program error codes) ---- */
 enum {
@@ -72,13 +74,20 @@ enum {
   PERPS_ERR_POSITION_TOO_SMALL = 6042, /* The position's notional is below the market's minimum position */
   PERPS_ERR_PARAMS_WOULD_LIQUIDATE = 6043, /* The new parameters would make an open position liquidatable at the current index */
   PERPS_ERR_ORACLE_PUBLISHED_IN_FUTURE = 6044, /* The oracle's publish time is further ahead of the clock than the market tolerates */
+  PERPS_ERR_ORACLE_NOT_FULLY_VERIFIED = 6045, /* The Pyth price update is only partially verified; the market accepts Full verification only */
+  PERPS_ERR_ORACLE_FEED_MISMATCH = 6046, /* The Pyth price update is for another feed than the market's */
+  PERPS_ERR_ORACLE_EXPONENT_UNSUPPORTED = 6047, /* The oracle exponent is outside -24..12 */
+  PERPS_ERR_ORACLE_PRICE_OUT_OF_RANGE = 6048, /* The oracle price does not fit at 6 decimals */
+  PERPS_ERR_INVALID_ORACLE_KIND = 6049, /* Unknown oracle kind, or Pyth fields given for the test oracle */
+  PERPS_ERR_ORACLE_PUBLISH_TIME_WENT_BACK = 6050, /* The Pyth price update is older than the last one the market read */
+  PERPS_ERR_ORACLE_REPOINT_REFUSED = 6051, /* The new oracle's receiver is neither the market's nor another Pyth receiver the program knows */
 };
 #define PERPS_ERROR_FIRST 6000
-#define PERPS_ERROR_COUNT 45
-static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0NothingToLiquidate\0PositionNotLiquidated\0OpenInterestCapExceeded\0PositionTooSmall\0ParamsWouldLiquidate\0OraclePublishedInFuture\0";
-static const uint16_t PERPS_ERROR_NAMES_OFFSETS[45] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667, 679, 698, 720, 744, 761, 782};
-static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0No position is past its liquidation price\0The position is live: only a liquidated position can be cleared\0The fill would take a side's open interest above the market's cap\0The position's notional is below the market's minimum position\0The new parameters would make an open position liquidatable at the current index\0The oracle's publish time is further ahead of the clock than the market tolerates\0";
-static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[45] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759, 1797, 1839, 1903, 1969, 2032, 2113};
+#define PERPS_ERROR_COUNT 52
+static const char PERPS_ERROR_NAMES[] = "UnknownInstruction\0InvalidInstructionData\0NotEnoughAccounts\0MissingSigner\0AccountNotWritable\0InvalidAccountOwner\0InvalidAccountAddress\0InvalidPda\0InvalidDiscriminator\0AccountAlreadyInitialized\0InvalidAccountData\0InvalidBookSize\0BookNotZeroed\0InvalidMint\0InvalidMarketParams\0Unauthorized\0ArithmeticOverflow\0OraclePriceNotPositive\0OracleStale\0OracleConfidenceTooWide\0CpiFailed\0TooManyAccounts\0MarketPaused\0InvalidSize\0InvalidAmount\0InvalidSide\0InsufficientFreeCollateral\0InitialMarginNotMet\0WouldBeLiquidatable\0SlippageExceeded\0PriceBandBreached\0SkewLimitExceeded\0PositionNotFound\0PositionLiquidated\0TooManyPositions\0BookFull\0InsufficientPoolBalance\0PositionUnderwater\0WrongMarket\0NothingToLiquidate\0PositionNotLiquidated\0OpenInterestCapExceeded\0PositionTooSmall\0ParamsWouldLiquidate\0OraclePublishedInFuture\0OracleNotFullyVerified\0OracleFeedMismatch\0OracleExponentUnsupported\0OraclePriceOutOfRange\0InvalidOracleKind\0OraclePublishTimeWentBack\0OracleRepointRefused\0";
+static const uint16_t PERPS_ERROR_NAMES_OFFSETS[52] = {0, 19, 42, 60, 74, 93, 113, 135, 146, 167, 193, 212, 228, 242, 254, 274, 287, 306, 329, 341, 365, 375, 391, 404, 416, 430, 442, 469, 489, 509, 526, 544, 562, 579, 598, 615, 624, 648, 667, 679, 698, 720, 744, 761, 782, 806, 829, 848, 874, 896, 914, 940};
+static const char PERPS_ERROR_MESSAGES[] = "Instruction data does not start with a known instruction discriminator\0Instruction data has the wrong length for this instruction\0Fewer accounts than the instruction requires\0A required signer did not sign\0An account that must be writable is read-only\0An account is not owned by the expected program\0An account address does not match the expected address\0An account address is not the expected program-derived address\0An account does not hold the expected account type\0The account is already initialized\0An account's data is malformed\0The book account size does not match the requested capacity\0The book account is not zeroed\0The quote mint is not an initialized SPL Token mint with 6 decimals\0A market parameter is out of range\0The signer is not the authority of this account\0Arithmetic overflow\0The oracle price is not positive\0The oracle price is older than the market's maximum staleness\0The oracle confidence interval is wider than the market allows\0A cross-program invocation failed\0More accounts than the program accepts in one instruction\0The market is paused: fills are stopped\0The size must be positive\0The amount must be positive\0The side must be 0 (long) or 1 (short)\0Not enough free collateral\0The collateral is below the initial margin requirement\0The position would be liquidatable at the index price\0The fill price is worse than the worst acceptable price\0The mark after the fill is outside the price band around the EWMA\0The fill would push the skew-adjusted price to zero or below\0The user account has no position in that slot\0The position has been liquidated; it can only be cleared\0The user account has no free position reference\0The book has no free slot\0The pool cannot pay this out\0The position's collateral would not cover its funding\0The account belongs to another market\0No position is past its liquidation price\0The position is live: only a liquidated position can be cleared\0The fill would take a side's open interest above the market's cap\0The position's notional is below the market's minimum position\0The new parameters would make an open position liquidatable at the current index\0The oracle's publish time is further ahead of the clock than the market tolerates\0The Pyth price update is only partially verified; the market accepts Full verification only\0The Pyth price update is for another feed than the market's\0The oracle exponent is outside -24..12\0The oracle price does not fit at 6 decimals\0Unknown oracle kind, or Pyth fields given for the test oracle\0The Pyth price update is older than the last one the market read\0The new oracle's receiver is neither the market's nor another Pyth receiver the program knows\0";
+static const uint16_t PERPS_ERROR_MESSAGES_OFFSETS[52] = {0, 71, 130, 175, 206, 252, 300, 355, 418, 469, 504, 535, 595, 626, 694, 729, 777, 797, 830, 892, 955, 989, 1047, 1087, 1113, 1141, 1180, 1207, 1262, 1316, 1372, 1438, 1499, 1545, 1602, 1650, 1676, 1705, 1759, 1797, 1839, 1903, 1969, 2032, 2113, 2195, 2287, 2347, 2386, 2430, 2492, 2557};
 
 /* ---- types ---- */
 /* Risk parameters of a market (SPEC sections 3-6). */
@@ -128,7 +137,8 @@ typedef struct {
   uint8_t authority_bump; /* offset 233 */
   uint8_t vault_bump; /* offset 234 */
   uint8_t paused; /* offset 235 */
-  uint8_t padding[4]; /* offset 236 */
+  uint8_t oracle_kind; /* offset 236 */
+  uint8_t padding[3]; /* offset 237 */
   uint64_t oi_long; /* offset 240 */
   uint64_t oi_short; /* offset 248 */
   uint64_t ewma_price; /* offset 256 */
@@ -155,8 +165,11 @@ typedef struct {
   uint64_t last_liquidation_slot; /* offset 448 */
   uint64_t last_liquidation_price; /* offset 456 */
   uint64_t last_liquidation_exit_price; /* offset 464 */
+  SolPubkey pyth_receiver; /* offset 472 */
+  uint8_t pyth_feed_id[32]; /* offset 504 */
+  int64_t oracle_publish_time; /* offset 536 */
 } PerpsMarket;
-_Static_assert(sizeof(PerpsMarket) == 472, "PerpsMarket layout must match borsh");
+_Static_assert(sizeof(PerpsMarket) == 544, "PerpsMarket layout must match borsh");
 _Static_assert(offsetof(PerpsMarket, admin) == 0, "PerpsMarket.admin offset");
 _Static_assert(offsetof(PerpsMarket, quote_mint) == 32, "PerpsMarket.quote_mint offset");
 _Static_assert(offsetof(PerpsMarket, vault) == 64, "PerpsMarket.vault offset");
@@ -170,7 +183,8 @@ _Static_assert(offsetof(PerpsMarket, bump) == 232, "PerpsMarket.bump offset");
 _Static_assert(offsetof(PerpsMarket, authority_bump) == 233, "PerpsMarket.authority_bump offset");
 _Static_assert(offsetof(PerpsMarket, vault_bump) == 234, "PerpsMarket.vault_bump offset");
 _Static_assert(offsetof(PerpsMarket, paused) == 235, "PerpsMarket.paused offset");
-_Static_assert(offsetof(PerpsMarket, padding) == 236, "PerpsMarket.padding offset");
+_Static_assert(offsetof(PerpsMarket, oracle_kind) == 236, "PerpsMarket.oracle_kind offset");
+_Static_assert(offsetof(PerpsMarket, padding) == 237, "PerpsMarket.padding offset");
 _Static_assert(offsetof(PerpsMarket, oi_long) == 240, "PerpsMarket.oi_long offset");
 _Static_assert(offsetof(PerpsMarket, oi_short) == 248, "PerpsMarket.oi_short offset");
 _Static_assert(offsetof(PerpsMarket, ewma_price) == 256, "PerpsMarket.ewma_price offset");
@@ -197,6 +211,9 @@ _Static_assert(offsetof(PerpsMarket, socialized_loss) == 440, "PerpsMarket.socia
 _Static_assert(offsetof(PerpsMarket, last_liquidation_slot) == 448, "PerpsMarket.last_liquidation_slot offset");
 _Static_assert(offsetof(PerpsMarket, last_liquidation_price) == 456, "PerpsMarket.last_liquidation_price offset");
 _Static_assert(offsetof(PerpsMarket, last_liquidation_exit_price) == 464, "PerpsMarket.last_liquidation_exit_price offset");
+_Static_assert(offsetof(PerpsMarket, pyth_receiver) == 472, "PerpsMarket.pyth_receiver offset");
+_Static_assert(offsetof(PerpsMarket, pyth_feed_id) == 504, "PerpsMarket.pyth_feed_id offset");
+_Static_assert(offsetof(PerpsMarket, oracle_publish_time) == 536, "PerpsMarket.oracle_publish_time offset");
 
 /* Program-owned test oracle; prices have 6 implied decimals (expo -6), like a Pyth price scaled to 6 decimals. */
 typedef struct {
@@ -376,7 +393,7 @@ _Static_assert(offsetof(PerpsLiquidationBatch, pool_credit) == 176, "PerpsLiquid
 #define PERPS_ACC_SIGNER 1
 #define PERPS_ACC_WRITABLE 2
 
-/* initialize_market: Create a market: its PDA, the vault token account (owned by the market authority PDA) and the book header. The book account is allocated beforehand by the client (SystemProgram.createAccount, owner = this program, zeroed). */
+/* initialize_market: Create a market: its PDA, the vault token account (owned by the market authority PDA) and the book header. The book account is allocated beforehand by the client (SystemProgram.createAccount, owner = this program, zeroed). The oracle is the test oracle (oracle_kind = ORACLE_KIND_TEST; pyth_receiver and pyth_feed_id must be zero) or a Pyth PriceUpdateV2 account owned by pyth_receiver for feed pyth_feed_id, fully verified (ORACLE_KIND_PYTH). */
 #define PERPS_IX_INITIALIZE_MARKET 0xcbaa309bc1bd2323ULL
 #define PERPS_INITIALIZE_MARKET_ADMIN 0
 #define PERPS_INITIALIZE_MARKET_MARKET 1
@@ -395,12 +412,18 @@ typedef struct {
   uint32_t market_id;
   uint32_t book_capacity;
   PerpsMarketParams params;
+  uint8_t oracle_kind;
+  SolPubkey pyth_receiver;
+  uint8_t pyth_feed_id[32];
 } PerpsInitializeMarketArgs;
-#define PERPS_INITIALIZE_MARKET_ARGS_SIZE 64
+#define PERPS_INITIALIZE_MARKET_ARGS_SIZE 129
 static inline void perps_decode_initialize_market_args(const uint8_t *data, PerpsInitializeMarketArgs *out) {
   __builtin_memcpy(&out->market_id, data + 0, 4);
   __builtin_memcpy(&out->book_capacity, data + 4, 4);
   __builtin_memcpy(&out->params, data + 8, 56);
+  __builtin_memcpy(&out->oracle_kind, data + 64, 1);
+  __builtin_memcpy(&out->pyth_receiver, data + 65, 32);
+  __builtin_memcpy(&out->pyth_feed_id, data + 97, 32);
 }
 
 typedef struct {
@@ -845,6 +868,34 @@ static inline void perps_set_paused_accounts(SolAccountInfo *accounts, PerpsSetP
   out->market = &accounts[1];
 }
 
+/* set_market_oracle: Admin: re-point a Pyth market to another PriceUpdateV2 account of the same feed (a feed account that stopped updating, or Pyth moving to new programs), owned by the market's receiver or, between Pyth's own receivers only, the other one. The account must pass every read check, fresh and not older than the last update read; funding accrues up to now first. */
+#define PERPS_IX_SET_MARKET_ORACLE 0x0292968c410fe3b5ULL
+#define PERPS_SET_MARKET_ORACLE_ADMIN 0
+#define PERPS_SET_MARKET_ORACLE_MARKET 1
+#define PERPS_SET_MARKET_ORACLE_ORACLE 2
+#define PERPS_SET_MARKET_ORACLE_NUM_ACCOUNTS 3
+static const uint8_t PERPS_SET_MARKET_ORACLE_ACCOUNT_FLAGS[3] = {1, 2, 0};
+static const char PERPS_SET_MARKET_ORACLE_ACCOUNT_NAMES[] = "admin\0market\0oracle\0";
+static const uint16_t PERPS_SET_MARKET_ORACLE_ACCOUNT_NAMES_OFFSETS[3] = {0, 6, 13};
+typedef struct {
+  SolPubkey pyth_receiver;
+} PerpsSetMarketOracleArgs;
+#define PERPS_SET_MARKET_ORACLE_ARGS_SIZE 32
+static inline void perps_decode_set_market_oracle_args(const uint8_t *data, PerpsSetMarketOracleArgs *out) {
+  __builtin_memcpy(&out->pyth_receiver, data + 0, 32);
+}
+
+typedef struct {
+  SolAccountInfo *admin;
+  SolAccountInfo *market;
+  SolAccountInfo *oracle;
+} PerpsSetMarketOracleAccounts;
+static inline void perps_set_market_oracle_accounts(SolAccountInfo *accounts, PerpsSetMarketOracleAccounts *out) {
+  out->admin = &accounts[0];
+  out->market = &accounts[1];
+  out->oracle = &accounts[2];
+}
+
 /* open_position: Open an isolated position against the pool at the skew-adjusted fill price; collateral and the taker fee come from free collateral. Returns the new position's slot and generation (program return data). */
 #define PERPS_IX_OPEN_POSITION 0x31f0980f4d2f8087ULL
 #define PERPS_OPEN_POSITION_OWNER 0
@@ -1189,6 +1240,7 @@ static inline void perps_clear_position_accounts(SolAccountInfo *accounts, Perps
   X(FUND_INSURANCE, fund_insurance, PerpsFundInsuranceArgs, PerpsFundInsuranceAccounts) \
   X(UPDATE_MARKET_PARAMS, update_market_params, PerpsUpdateMarketParamsArgs, PerpsUpdateMarketParamsAccounts) \
   X(SET_PAUSED, set_paused, PerpsSetPausedArgs, PerpsSetPausedAccounts) \
+  X(SET_MARKET_ORACLE, set_market_oracle, PerpsSetMarketOracleArgs, PerpsSetMarketOracleAccounts) \
   X(OPEN_POSITION, open_position, PerpsOpenPositionArgs, PerpsOpenPositionAccounts) \
   X(CLOSE_POSITION, close_position, PerpsClosePositionArgs, PerpsClosePositionAccounts) \
   X(ADD_MARGIN, add_margin, PerpsAddMarginArgs, PerpsAddMarginAccounts) \

@@ -76,6 +76,29 @@ PerpsResult ix_set_paused(Ctx *ctx, const PerpsSetPausedAccounts *a, const Perps
   return 0;
 }
 
+PerpsResult ix_set_market_oracle(Ctx *ctx, const PerpsSetMarketOracleAccounts *a,
+                                 const PerpsSetMarketOracleArgs *args) {
+  PerpsMarket *m;
+  int64_t now;
+  uint64_t price;
+  TRY(market_load(ctx, a->market, &m));
+  TRY(require_admin(ctx, a->admin, m));
+  /* The test oracle's authority can always publish: only a Pyth market needs this. */
+  if (m->oracle_kind != PERPS_ORACLE_KIND_PYTH) return fail_account(ctx, a->oracle, PERPS_ERR_INVALID_ORACLE_KIND);
+  /* The feed stays the market's (the read checks it). The receiver stays, or
+   * moves between Pyth's own: a receiver of the admin's choosing would give
+   * the admin the price. */
+  bool same = sol_pubkey_eq(&args->pyth_receiver, &m->pyth_receiver);
+  if (!same && !(pyth_known_receiver(&m->pyth_receiver) && pyth_known_receiver(&args->pyth_receiver)))
+    return fail_account(ctx, a->oracle, PERPS_ERR_ORACLE_REPOINT_REFUSED);
+  TRY(market_touch(m, &now)); /* funding up to now accrues at the last price read */
+  m->oracle = *a->oracle->key;
+  m->pyth_receiver = args->pyth_receiver;
+  /* Every read check, freshness and "not older than the last update read"
+   * included; any refusal reverts the whole instruction. */
+  return market_read_oracle(ctx, m, a->oracle, now, &price);
+}
+
 PerpsResult ix_update_funding(Ctx *ctx, const PerpsUpdateFundingAccounts *a, const PerpsUpdateFundingArgs *args) {
   (void)args;
   PerpsMarket *m;

@@ -28,8 +28,15 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketAccounts *
   uint8_t decimals;
   TRY(token_mint_decimals(ctx, a->quote_mint, &decimals));
   if (decimals != PERPS_QUOTE_DECIMALS) return fail_account(ctx, a->quote_mint, PERPS_ERR_INVALID_MINT);
-  uint8_t *oracle_data;
-  TRY(load_account(ctx, a->oracle, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &oracle_data));
+  /* The oracle must read as its kind says (not yet fresh: a market may be created before trading starts). */
+  if (args->oracle_kind == PERPS_ORACLE_KIND_TEST &&
+      !(sol_is_zero(args->pyth_receiver.x, 32) && sol_is_zero(args->pyth_feed_id, 32)))
+    return fail_account(ctx, a->oracle, PERPS_ERR_INVALID_ORACLE_KIND);
+  if (args->oracle_kind == PERPS_ORACLE_KIND_PYTH && sol_is_zero(args->pyth_receiver.x, 32))
+    return fail_account(ctx, a->oracle, PERPS_ERR_INVALID_ORACLE_KIND);
+  PerpsOracle oracle;
+  OracleSource source = {args->oracle_kind, &args->pyth_receiver, args->pyth_feed_id};
+  TRY(oracle_load(ctx, a->oracle, &source, &oracle));
   TRY(require_owner(ctx, a->book, program_id));
   uint64_t capacity = args->book_capacity;
   if (capacity == 0 || capacity > PERPS_MAX_BOOK_CAPACITY || a->book->data_len != book_size(capacity))
@@ -56,6 +63,10 @@ PerpsResult ix_initialize_market(Ctx *ctx, const PerpsInitializeMarketAccounts *
   market->quote_mint = *a->quote_mint->key;
   market->vault = *a->vault->key;
   market->oracle = *a->oracle->key;
+  market->oracle_kind = args->oracle_kind;
+  market->oracle_publish_time = oracle.publish_time;
+  market->pyth_receiver = args->pyth_receiver;
+  __builtin_memcpy(market->pyth_feed_id, args->pyth_feed_id, 32);
   market->book = *a->book->key;
   market->params = args->params;
   market->created_at = clock.unix_timestamp;

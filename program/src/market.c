@@ -29,15 +29,38 @@ PerpsResult market_touch(PerpsMarket *m, int64_t *now) {
   return 0;
 }
 
+/* The oracle's price, confidence and publish time at 6 decimals, by kind
+ * (SPEC 3): the program's test oracle, or a Pyth PriceUpdateV2 account owned
+ * by the market's receiver, fully verified, of the market's feed. */
+PerpsResult oracle_load(Ctx *ctx, const SolAccountInfo *oracle, const OracleSource *source, PerpsOracle *out) {
+  if (source->kind == PERPS_ORACLE_KIND_TEST) {
+    uint8_t *data;
+    TRY(load_account(ctx, oracle, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &data));
+    *out = *(const PerpsOracle *)data;
+    return 0;
+  }
+  if (source->kind != PERPS_ORACLE_KIND_PYTH) return fail_account(ctx, oracle, PERPS_ERR_INVALID_ORACLE_KIND);
+  TRY(require_owner(ctx, oracle, source->receiver));
+  PerpsResult refused = pyth_oracle_price(oracle->data, oracle->data_len, source->feed_id, out);
+  if (refused) return fail_account(ctx, oracle, refused);
+  return 0;
+}
+
 PerpsResult market_read_oracle(Ctx *ctx, PerpsMarket *m, const SolAccountInfo *oracle, int64_t now, uint64_t *price) {
   const PerpsMarketParams *params = &m->params;
   TRY(require_address(ctx, oracle, &m->oracle));
-  uint8_t *data;
-  TRY(load_account(ctx, oracle, PERPS_DISC_ORACLE, PERPS_SIZE_ORACLE, &data));
-  const PerpsOracle *o = (const PerpsOracle *)data;
-  PerpsResult refused = risk_check_oracle(o, now, params);
+  PerpsOracle o;
+  OracleSource source = {m->oracle_kind, &m->pyth_receiver, m->pyth_feed_id};
+  TRY(oracle_load(ctx, oracle, &source, &o));
+  PerpsResult refused = risk_check_oracle(&o, now, params);
+  /* A Pyth update account other than a sponsored one can be rewritten by its
+   * write authority with any signed update, an older one too: never go back.
+   * (The test oracle's authority is trusted with its price by definition.) */
+  if (!refused && m->oracle_kind == PERPS_ORACLE_KIND_PYTH && o.publish_time < m->oracle_publish_time)
+    refused = PERPS_ERR_ORACLE_PUBLISH_TIME_WENT_BACK;
   if (refused) return fail_account(ctx, oracle, refused); /* the error names the oracle account */
-  *price = (uint64_t)o->price;
+  m->oracle_publish_time = o.publish_time;
+  *price = (uint64_t)o.price;
   risk_update_ewma(&m->ewma_price, &m->ewma_updated_at, *price, now, params->ewma_window_s);
   m->last_index_price = *price;
   return 0;

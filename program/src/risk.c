@@ -9,10 +9,11 @@
 
 PerpsResult risk_check_oracle(const PerpsOracle *oracle, int64_t now, const PerpsMarketParams *params) {
   if (oracle->price <= 0) return PERPS_ERR_ORACLE_PRICE_NOT_POSITIVE;
-  if (now > oracle->publish_time && (uint64_t)(now - oracle->publish_time) > params->max_staleness_s)
+  /* Ages in unsigned arithmetic: the difference of two i64 may not fit in one (signed overflow is UB). */
+  if (now > oracle->publish_time && (uint64_t)now - (uint64_t)oracle->publish_time > params->max_staleness_s)
     return PERPS_ERR_ORACLE_STALE;
   /* a little ahead of the cluster clock is clock skew; further ahead would never go stale */
-  if (oracle->publish_time > now && (uint64_t)(oracle->publish_time - now) > params->max_publish_ahead_s)
+  if (oracle->publish_time > now && (uint64_t)oracle->publish_time - (uint64_t)now > params->max_publish_ahead_s)
     return PERPS_ERR_ORACLE_PUBLISHED_IN_FUTURE;
   u128 lhs, rhs;
   pk_mul_64(oracle->conf, PERPS_BPS, &lhs);

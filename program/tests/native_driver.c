@@ -22,6 +22,7 @@
 
 #include "book.h"
 #include "math.h"
+#include "pyth.h"
 #include "risk.h"
 #include "sol/entrypoint.h"
 #include "sol/log.h"
@@ -242,6 +243,7 @@ static void book_open(char **argv) {
   put(key);
 }
 
+
 /* ---- commands ---------------------------------------------------------------------- */
 
 int main(void) {
@@ -309,6 +311,32 @@ int main(void) {
       PerpsMarketParams p = {.max_staleness_s = (uint32_t)num(argv[5]), .max_conf_bps = (uint16_t)num(argv[6]),
                              .max_publish_ahead_s = (uint32_t)num(argv[7])};
       printf("%llu", (unsigned long long)risk_check_oracle(&o, (int64_t)num(argv[4]), &p));
+    } else if (IS("pyth_rescale", 3)) {
+      int64_t p6;
+      uint64_t c6;
+      PerpsResult r = pyth_rescale((int64_t)num(argv[1]), (uint64_t)unum(argv[2]), (int32_t)num(argv[3]), &p6, &c6);
+      if (r) printf("err %llu", (unsigned long long)r);
+      else printf("%lld %llu", (long long)p6, (unsigned long long)c6);
+    } else if (IS("pyth_read", 2)) {
+      size_t n, feed_len;
+      uint8_t *data = unhex(argv[1], &n), *feed = unhex(argv[2], &feed_len);
+      if (feed_len != 32) {
+        printf("bad feed id");
+      } else {
+        PerpsOracle o;
+        PerpsResult r = pyth_oracle_price(data, n, feed, &o);
+        if (r) printf("err %llu", (unsigned long long)r);
+        else printf("%lld %llu %lld", (long long)o.price, (unsigned long long)o.conf, (long long)o.publish_time);
+      }
+      free(data);
+      free(feed);
+    } else if (IS("pyth_known", 1)) {
+      size_t n;
+      uint8_t *key = unhex(argv[1], &n);
+      SolPubkey k = {{0}};
+      if (n == 32) __builtin_memcpy(k.x, key, 32);
+      printf("%d", n == 32 && pyth_known_receiver(&k));
+      free(key);
     } else if (IS("params", 15)) {
       PerpsMarketParams p = {.skew_scale = (uint64_t)unum(argv[1]),
                              .max_funding_rate_bps_per_day = (uint32_t)unum(argv[2]),
