@@ -53,11 +53,13 @@ async def fill_book(
     seed: int = 7,
     market_id: int = 0,
     sides: tuple[Side, ...] = (Side.LONG, Side.SHORT),
+    per_user: int = PER_USER,
 ) -> FilledBook:
     """A market on a book of ``capacity`` holding ``n`` positions opened by real transactions.
 
     Sides are taken in turn from ``sides``: ``(Side.LONG, Side.SHORT)`` alternates
-    longs and shorts, ``(Side.LONG,)`` makes a long-only book.
+    longs and shorts, ``(Side.LONG,)`` makes a long-only book.  Each trader holds ``per_user``
+    positions (at most 32), so there are ``ceil(n / per_user)`` traders.
     """
     rng = random.Random(seed)
     params = MarketParams(skew_scale=10**9 * UNIT, price_band_bps=10_000, max_staleness_s=86_400)
@@ -66,7 +68,7 @@ async def fill_book(
     await mint_to(c, setup.quote_mint, admin_token, 10**15)
     await c.fund_pool(setup.market, 10**15)
     market = await c.fetch_market(setup.market)
-    users = -(-n // PER_USER)
+    users = -(-n // per_user)
     traders: list[Keypair] = []
     started = time.perf_counter()
     for i in range(users):
@@ -100,9 +102,9 @@ async def fill_book(
     opened = 0
     started = time.perf_counter()
     while opened < n:
-        trader = traders[opened // PER_USER]
+        trader = traders[opened // per_user]
         batch = []
-        for _ in range(min(PER_TX, n - opened, PER_USER - opened % PER_USER)):
+        for _ in range(min(PER_TX, n - opened, per_user - opened % per_user)):
             side = sides[opened % len(sides)]
             size = rng.randint(1, 50) * UNIT + rng.randint(0, UNIT)
             notional = size * price // UNIT

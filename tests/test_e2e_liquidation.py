@@ -27,6 +27,7 @@ from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
 from perpkit.book import Book, SlotStatus
 from perpkit.crank import (
+    CLEAR_COMPUTE_PER_USER,
     BatchForecast,
     Liquidation,
     clear_liquidated,
@@ -491,3 +492,70 @@ async def test_liquidate_gc_and_clear_validate_every_account(perps_client: Clien
     assert done is not None and done.batch.long_count == 1
     await c.send([clear])
     assert await c.positions(setup.market, alice) == []
+
+
+async def test_clear_user_drops_every_stale_reference_at_once_and_keeps_the_live(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    alice, bob = setup.traders
+    doomed = await open_many(c, setup, [(0, Side.LONG, 10, 120), (0, Side.LONG, 10, 115), (0, Side.LONG, 10, 110)])
+    safe = (await open_many(c, setup, [(0, Side.SHORT, 2, 100)]))[0]
+    await liquidate_as_modelled(c, setup, 85 * UNIT)
+    user = await c.fetch_user(setup.market, alice.pubkey())
+    assert user.position_count == 4
+    # the payer (not alice) clears for her: the three liquidated references go in one instruction, the short stays
+    book = (await c.fetch_market(setup.market)).book
+    result = await c.send([ix.clear_user(market=setup.market, user=user.address, book=book, program_id=c.program_id)])
+    after = await c.fetch_user(setup.market, alice.pubkey())
+    assert after.position_count == 1
+    assert [r for r in after.positions if not r.empty] == [PositionRef(safe.slot, safe.generation)]
+    assert all(PositionRef(p.slot, p.generation) not in after.positions for p in doomed)
+    # again, and on a user with nothing stale: no error, nothing changes (a racing cranker is normal)
+    before = await snapshot(c, [user.address])
+    await c.clear_user(setup.market, alice.pubkey())
+    await c.clear_user(setup.market, bob.pubkey())
+    assert changed_accounts(before, await snapshot(c, [user.address])) == []
+    assert result.compute_units < CLEAR_COMPUTE_PER_USER
+
+
+async def test_a_user_whose_references_are_full_of_stale_ones_can_still_open(perps_client: Client) -> None:
+    """Nobody has to clear for a user to keep trading: open_position drops stale references when all 32 are taken."""
+    c = perps_client
+    setup = await start(c, traders=1, deposit=100_000 * UNIT, params=MarketParams(price_band_bps=5000))
+    trader = setup.traders[0]
+    await open_many(c, setup, [(0, Side.LONG, 10, 110)] * 31 + [(0, Side.SHORT, 2, 100)])
+    with pytest.raises(program_errors.TooManyPositions):  # 32 live references: full
+        await c.open_position(setup.market, Side.SHORT, 2 * UNIT, 100 * UNIT, owner=trader)
+    await liquidate_as_modelled(c, setup, 85 * UNIT)  # the 31 longs go
+    assert (await c.fetch_user(setup.market, trader.pubkey())).position_count == 32  # nobody cleared
+    await setup.set_price(c, 85 * UNIT)
+    await c.advance_time(300)
+    await setup.set_price(c, 85 * UNIT)
+    await c.open_position(setup.market, Side.SHORT, 2 * UNIT, 100 * UNIT, owner=trader)
+    assert (await c.fetch_user(setup.market, trader.pubkey())).position_count == 2
+
+
+async def test_clear_liquidated_packs_users_into_few_transactions(perps_client: Client) -> None:
+    c = perps_client
+    setup = await start(
+        c, traders=45, deposit=1_000 * UNIT, params=MarketParams(price_band_bps=5000), book_capacity=256
+    )
+    await open_many(
+        c, setup, [(i, Side.LONG, 10, 110) for i in range(45)] + [(i, Side.LONG, 10, 120) for i in range(45)]
+    )
+    await liquidate_as_modelled(c, setup, 85 * UNIT)
+    sent: list[int] = []
+    send = c.send
+
+    async def counting_send(instructions: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(instructions))
+        return await send(instructions, *args, **kwargs)
+
+    c.send = counting_send  # type: ignore[method-assign]
+    try:
+        cleared = await clear_liquidated(c, setup.market)
+    finally:
+        c.send = send  # type: ignore[method-assign]
+    assert len(cleared) == 90 and len({user for user, _ in cleared}) == 45
+    assert len(sent) == 3 and sum(sent) == 45, sent  # about 20 users a transaction
+    assert [(await c.fetch_user(setup.market, t.pubkey())).position_count for t in setup.traders] == [0] * 45

@@ -15,7 +15,7 @@ from perpkit.testing import mint_to, setup_trading
 SENDING = [
     name
     for name, member in inspect.getmembers(MarketHandle, inspect.iscoroutinefunction)
-    # reads, and clear_liquidated (one clear_position per stale reference found: no single instruction)
+    # reads, and clear_liquidated (packed clear_user transactions: no single instruction)
     if not name.startswith("_")
     and name not in {"refresh", "book", "slot", "user", "position", "positions", "clear_liquidated"}
 ]

@@ -13,6 +13,7 @@ import httpx
 from solana.constants import LAMPORTS_PER_SOL
 
 from perpkit import Client
+from perpkit import instructions as ix
 from perpkit.accounts import PositionRef
 from perpkit.positions import Side
 from perpkit.testing import setup_trading
@@ -46,3 +47,21 @@ async def test_an_open_close_pair_reads_slots_not_the_book(perps_rpc_url: str) -
         assert (await client.positions(setup.market, trader.pubkey())) == []
     finally:
         await client.close()
+
+
+async def test_transaction_outcome_and_recent_prioritization_fees(perps_client: Client) -> None:
+    """What a crank needs after a fault and before a send: the fate of a signature, and recent priority fees."""
+    from solders.keypair import Keypair as NewKeypair
+
+    c = perps_client
+    setup = await setup_trading(c, traders=1)
+    result = await c.send([ix.update_funding(market=setup.market, oracle=setup.oracle, program_id=c.program_id)],
+                          compute_unit_price=1_234)  # fmt: skip
+    outcome = await c.transaction_outcome(result.signature)
+    assert outcome is not None and outcome.ok and outcome.logs == result.logs
+    assert outcome.compute_units == result.compute_units
+    never = str(NewKeypair().sign_message(b"never sent"))
+    assert await c.transaction_outcome(never) is None
+    fees = await c.recent_prioritization_fees([setup.market])
+    assert 1_234 in fees
+    assert 1_234 not in await c.recent_prioritization_fees([NewKeypair().pubkey()])

@@ -278,22 +278,32 @@ class Client:
         account_type: str | None = None,
         memcmp: Sequence[tuple[int, bytes]] = (),
         data_slice: DataSlice | None = None,
+        owner: Pubkey | None = None,
     ) -> list[tuple[Pubkey, Account]]:
         """Accounts of the program (getProgramAccounts); ``account_type`` (an IDL account name) filters
-        by its size and discriminator, ``memcmp`` by bytes at offsets after that."""
+        by its size and discriminator, ``memcmp`` by bytes at offsets after that.  ``owner``: the accounts
+        of another program instead (SPL Token's, say), with ``memcmp`` as given."""
         filters = list(memcmp)
         size = None
         if account_type is not None:
             size = account_size(account_type)
             filters.insert(0, (0, perps_idl().account_discriminator(account_type)))
         return await self.backend.get_program_accounts(
-            self.program_id, data_size=size, memcmp=filters, data_slice=data_slice
+            owner or self.program_id, data_size=size, memcmp=filters, data_slice=data_slice
         )
 
     async def set_account(self, address: Pubkey, account: Account) -> None:
         """Write an account directly: test set-up, restoring a snapshot (embedded runtime, perpkit localnet,
         surfpool); StateControlUnsupported elsewhere."""
         await self.backend.set_account(require_pubkey(address, "address"), account)
+
+    async def recent_prioritization_fees(self, writable: Sequence[Pubkey]) -> list[int]:
+        """Compute-unit prices (micro-lamports) of recent blocks' transactions writing any of ``writable``."""
+        return await self.backend.recent_prioritization_fees([require_pubkey(a, "address") for a in writable])
+
+    async def transaction_outcome(self, signature: str) -> TxResult | None:
+        """What became of a sent transaction (logs, compute units, error); None if the chain has not seen it."""
+        return await self.backend.transaction_outcome(signature)
 
     async def airdrop(self, address: Pubkey, lamports: int) -> None:
         """Lamports from the faucet (embedded runtime, localnet, devnet); AirdropFailed when refused."""
@@ -514,6 +524,10 @@ class Client:
     async def clear_position(self, market: Pubkey, owner: Pubkey, position: PositionLike) -> TxResult:
         """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
         return await (await self.market(market)).clear_position(owner, position)
+
+    async def clear_user(self, market: Pubkey, owner: Pubkey) -> TxResult:
+        """Drop every reference of ``owner`` to a position no longer live, in one instruction (anyone may send it)."""
+        return await (await self.market(market)).clear_user(owner)
 
     # -- reading the book --------------------------------------------------------------
     async def fetch_book(self, market: Pubkey) -> Book:

@@ -6,6 +6,7 @@ loop around :func:`crank_once`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -21,6 +22,7 @@ from perpkit.book import Book
 from perpkit.client import Client
 from perpkit.errors import AccountNotFound, InvalidInput
 from perpkit.idl import perps_idl
+from perpkit.packing import pack
 from perpkit.positions import project_funding
 from perpkit.risk import Side
 from perpkit.spl_token import associated_token_address
@@ -32,6 +34,19 @@ bench/bench_liquidation.py measures about 47 CU per item, so a full batch
 costs about 100,000 CU: inside the compute limit :func:`collect_garbage` asks for.
 """
 GC_COMPUTE_LIMIT = 400_000
+LIQUIDATE_COMPUTE_LIMIT = 1_400_000
+"""What a liquidation may use before it is simulated: the most a transaction may ask for."""
+
+
+def compute_limit(simulated_units: int) -> int:
+    """The compute limit to ask for after a simulation: 20% and 10,000 CU of headroom (the book may move
+    in between), so a priority fee pays for no more than that."""
+    return min(LIQUIDATE_COMPUTE_LIMIT, simulated_units * 6 // 5 + 10_000)
+
+
+CLEAR_COMPUTE_PER_USER = 12_000
+"""Compute units a transaction asks per ``clear_user`` in it: a user's 32 references, each checked
+against the book's tree (measured in tests/test_e2e_liquidation.py)."""
 
 
 @dataclass(frozen=True)
@@ -100,28 +115,36 @@ class Liquidation:
 
 async def liquidate(
     client: Client,
-    market: Pubkey,
+    market: Pubkey | Market,
     *,
     cranker: Keypair | None = None,
     cranker_token: Pubkey | None = None,
     simulate_first: bool = True,
+    check_token: bool = True,
+    compute_unit_price: int | None = None,
 ) -> Liquidation | None:
     """Liquidate everything past its liquidation price in one instruction; None when there is nothing.
 
     The reward goes to ``cranker_token`` (default: the cranker's associated
-    token account for the market's quote mint, which must exist).
+    token account for the market's quote mint, which must exist; ``check_token=False`` skips
+    checking that on every round).  Given a ``Market`` (as read before) rather than its address, no
+    account is read: an idle round is one simulation.  After a simulation the transaction asks for
+    the compute units the simulation used plus a margin, so a priority fee pays for no more.
     """
     signer = cranker or client.payer
-    m = await client.fetch_market(market)
+    m = market if isinstance(market, Market) else await client.fetch_market(market)
     target = cranker_token or associated_token_address(signer.pubkey(), m.quote_mint)
-    if await client.account(target, data_slice=(0, 0)) is None:
+    if check_token and await client.account(target, data_slice=(0, 0)) is None:
         raise AccountNotFound(target, "the cranker's token account for the reward (create it, or name another)")
-    instruction = ix.liquidate(cranker=signer.pubkey(), market=market, book=m.book, oracle=m.oracle, vault=m.vault,
+    instruction = ix.liquidate(cranker=signer.pubkey(), market=m.address, book=m.book, oracle=m.oracle, vault=m.vault,
                                cranker_token=target, program_id=client.program_id)  # fmt: skip
+    limit = LIQUIDATE_COMPUTE_LIMIT
     try:
         if simulate_first:
-            await client.simulate([instruction], [signer], compute_unit_limit=1_400_000)
-        result = await client.send([instruction], [signer], compute_unit_limit=1_400_000)
+            simulated = await client.simulate([instruction], [signer], compute_unit_limit=limit)
+            limit = compute_limit(simulated.compute_units)
+        result = await client.send([instruction], [signer], compute_unit_limit=limit,
+                                   compute_unit_price=compute_unit_price)  # fmt: skip
     except program_errors.NothingToLiquidate:
         return None
     (batch,) = decode_batches(result.logs)
@@ -145,14 +168,23 @@ async def collect_garbage(
 
 
 async def clear_liquidated(
-    client: Client, market: Pubkey, *, book: Book | None = None
+    client: Client,
+    market: Pubkey,
+    *,
+    book: Book | None = None,
+    between: Callable[[], Awaitable[object]] | None = None,
 ) -> list[tuple[Pubkey, PositionRef]]:
-    """Clear every user's references to liquidated positions; the (user, reference) pairs cleared.
+    """Clear every user's references to positions no longer live; the (user, reference) pairs cleared.
 
-    A reference names its position by slot and generation, so a user holding a stale reference and a
-    live one to the same reused slot is cleared of the stale one only.  ``book`` may be read before or
-    after garbage collection: a collected slot and a cut one are both no longer live.  A reference that
-    somebody else cleared first (another cranker) is not an error.
+    One ``clear_user`` per user holding a stale reference, packed as many to a transaction as fit
+    (about 20: the market and the book are named once, each user adds its key and a 14-byte
+    instruction), so a book of 65,536 liquidated positions held by 2,048 users clears in about 100
+    transactions.  A reference names its position by slot and generation, so a user holding a stale
+    reference and a live one to the same reused slot keeps the live one.  ``book`` may be read before
+    or after garbage collection: a collected slot and a cut one are both no longer live.  A user
+    somebody else cleared first (another cranker) is not an error: ``clear_user`` leaves it as it is.
+    ``between`` runs before each clearing transaction: a crank checks for liquidations there, so
+    clearing never delays one by more than a transaction.
     """
     book = book or await client.fetch_book(market)
     live = book.live_mask()
@@ -164,23 +196,27 @@ async def clear_liquidated(
     live_ref = np.zeros(len(ref_slots), dtype=bool)
     held = ref_slots[in_book]
     live_ref[in_book] = (book.slots["generation"][held] == ref_generations[in_book]) & live[held]
-    cleared = []
+    stale: dict[Pubkey, list[PositionRef]] = {}
     for i in np.flatnonzero(~live_ref).tolist():
         address = table.addresses[int(owners[i])]
-        ref = PositionRef(int(ref_slots[i]), int(ref_generations[i]))
-        clear = ix.clear_position(market=market, user=address, book=book_address, position=ref,
-                                  program_id=client.program_id)  # fmt: skip
-        try:
-            await client.send([clear])
-        except program_errors.PositionNotFound:
-            continue  # cleared by somebody else since the read
-        cleared.append((address, ref))
+        stale.setdefault(address, []).append(PositionRef(int(ref_slots[i]), int(ref_generations[i])))
+    clears = [ix.clear_user(market=market, user=address, book=book_address, program_id=client.program_id)
+              for address in stale]  # fmt: skip
+    cleared: list[tuple[Pubkey, PositionRef]] = []
+    for group in pack(clears, client.payer.pubkey()):
+        if between is not None:
+            await between()
+        await client.send(group, compute_unit_limit=CLEAR_COMPUTE_PER_USER * len(group))
+        for instruction in group:
+            user = instruction.accounts[1].pubkey
+            cleared.extend((user, ref) for ref in stale[user])
     return cleared
 
 
 @dataclass(frozen=True)
 class CrankRound:
     liquidation: Liquidation | None
+    """The round's first liquidation (``crank_round`` may make more while clearing: see its docstring)."""
     garbage_collection: list[TxResult]
     cleared: list[tuple[Pubkey, PositionRef]]
 
@@ -191,6 +227,66 @@ async def crank_once(client: Client, market: Pubkey, *, cranker_token: Pubkey | 
     book = await client.fetch_book(market)  # one read of the book serves both
     gc = await collect_garbage(client, market, book=book)
     cleared = await clear_liquidated(client, market, book=book)
+    return CrankRound(liquidation, gc, cleared)
+
+
+async def collect_garbage_by_header(
+    client: Client, market: Market, *, max_nodes: int = DEFAULT_GC_BATCH
+) -> list[TxResult]:
+    """Collect garbage while the book's header (a ``dataSlice`` of its first bytes, not the 8.5 MiB) says
+    there is some: one header read when there is none."""
+    sent: list[TxResult] = []
+    gc = ix.collect_garbage(market=market.address, book=market.book, max_nodes=max_nodes, program_id=client.program_id)
+    while (await client.fetch_book_header(market.book)).garbage:
+        sent.append(await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT))
+    return sent
+
+
+@dataclass
+class Cranking:
+    """What a crank keeps about one market between rounds: the market as read, and whether references
+    to liquidated positions may be waiting to be cleared (a liquidation since the last clearing)."""
+
+    market: Market
+    clear_pending: bool = True
+    """True at start (a restart must not forget what a previous run left) and after each liquidation."""
+
+
+async def crank_round(
+    client: Client,
+    state: Cranking,
+    *,
+    cranker: Keypair | None = None,
+    cranker_token: Pubkey | None = None,
+    compute_unit_price: int | None = None,
+) -> CrankRound:
+    """A round as a running crank makes it, cheapest when idle: a simulation and a header read.
+
+    Liquidation first; garbage collection only when the header says there is garbage; clearing (which
+    reads the book and the users) last, and only after a liquidation, by this crank or another: the
+    market's ``positions_liquidated`` counter tells, read with the header's market only when the
+    simulation or the header says something happened.
+    """
+    liquidations: list[Liquidation] = []
+
+    async def liquidate_first() -> None:
+        done = await liquidate(client, state.market, cranker=cranker, cranker_token=cranker_token,
+                               check_token=False, compute_unit_price=compute_unit_price)  # fmt: skip
+        if done is not None:
+            liquidations.append(done)
+
+    await liquidate_first()
+    gc = await collect_garbage_by_header(client, state.market)
+    if liquidations or gc:
+        state.clear_pending = True  # another crank may have liquidated: its garbage tells
+    cleared: list[tuple[Pubkey, PositionRef]] = []
+    if state.clear_pending:
+        # the lowest priority: a liquidation check before each clearing transaction
+        cleared = await clear_liquidated(client, state.market.address, between=liquidate_first)
+        state.clear_pending = len(liquidations) > 1  # liquidated meanwhile: their references wait for the next round
+        if state.clear_pending:
+            gc += await collect_garbage_by_header(client, state.market)
+    liquidation = liquidations[0] if liquidations else None
     return CrankRound(liquidation, gc, cleared)
 
 

@@ -338,6 +338,11 @@ def collect_garbage(*, market: Pubkey, book: Pubkey, max_nodes: int, program_id:
     return build_instruction("collect_garbage", {"market": market, "book": book}, {"max_nodes": max_nodes}, program_id)
 
 
+def clear_user(*, market: Pubkey, user: Pubkey, book: Pubkey, program_id: Pubkey = PROGRAM_ID) -> Instruction:
+    """Drop every reference of ``user`` to a position no longer live (anyone may send it; none stale is no error)."""
+    return build_instruction("clear_user", {"market": market, "user": user, "book": book}, {}, program_id)
+
+
 def clear_position(
     *, market: Pubkey, user: Pubkey, book: Pubkey, position: PositionRef, program_id: Pubkey = PROGRAM_ID
 ) -> Instruction:

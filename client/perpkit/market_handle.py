@@ -259,6 +259,14 @@ class MarketHandle:
         """Remove ``owner``'s reference to its liquidated ``position`` (anyone may send it)."""
         return await self.client.send([self.clear_position_ix(owner, position)])
 
+    def clear_user_ix(self, owner: Pubkey) -> Instruction:
+        return ix.clear_user(market=self.address, user=self.user_address(owner), book=self.accounts.book,
+                             program_id=self.program_id)  # fmt: skip
+
+    async def clear_user(self, owner: Pubkey) -> TxResult:
+        """Drop every reference of ``owner`` to a position no longer live, in one instruction (anyone may send it)."""
+        return await self.client.send([self.clear_user_ix(owner)])
+
     def update_funding_ix(self) -> Instruction:
         return ix.update_funding(market=self.address, oracle=self.accounts.oracle, program_id=self.program_id)
 
@@ -294,7 +302,8 @@ class MarketHandle:
         return await collect_garbage(self.client, self.address, max_nodes=max_nodes or DEFAULT_GC_BATCH)
 
     async def clear_liquidated(self) -> list[tuple[Pubkey, PositionRef]]:
-        """Clear every user's references to liquidated positions (``perpkit.crank.clear_liquidated``)."""
+        """Clear every user's references to liquidated positions, packed ``clear_user`` transactions
+        (``perpkit.crank.clear_liquidated``)."""
         from perpkit.crank import clear_liquidated
 
         return await clear_liquidated(self.client, self.address)

@@ -115,6 +115,9 @@ PerpsResult require_admin(Ctx *ctx, const SolAccountInfo *admin, const PerpsMark
  * longer live. */
 PerpsResult user_position(const PerpsUser *u, const Book *b, const PerpsPositionRef *position, uint32_t *ref);
 /* Drop the user's reference `ref` (the position count never wraps). */
+/* Forget every reference of the user to a position that is no longer live (liquidated, collected, or its
+ * slot reused); `dropped` says how many. */
+PerpsResult user_drop_stale(PerpsUser *u, const Book *b, uint32_t *dropped);
 PerpsResult user_forget(PerpsUser *u, uint32_t ref);
 /* The position in `slot` as the risk engine sees it. */
 void position_terms(const PerpsPositionSlot *p, PositionTerms *out);

@@ -1228,6 +1228,35 @@ static inline void perps_clear_position_accounts(SolAccountInfo *accounts, Perps
   out->book = &accounts[2];
 }
 
+/* clear_user: Drop every reference of a user to a position that is no longer live (liquidated, collected or reused): anyone may send it, and a crank packs many into one transaction. A user with nothing stale is left as it is (not an error: another cranker may have been first). open_position also drops them when the user's 32 references are full. */
+#define PERPS_IX_CLEAR_USER 0xe12384cde200cf1cULL
+#define PERPS_CLEAR_USER_MARKET 0
+#define PERPS_CLEAR_USER_USER 1
+#define PERPS_CLEAR_USER_BOOK 2
+#define PERPS_CLEAR_USER_NUM_ACCOUNTS 3
+static const uint8_t PERPS_CLEAR_USER_ACCOUNT_FLAGS[3] = {0, 2, 0};
+static const char PERPS_CLEAR_USER_ACCOUNT_NAMES[] = "market\0user\0book\0";
+static const uint16_t PERPS_CLEAR_USER_ACCOUNT_NAMES_OFFSETS[3] = {0, 7, 12};
+typedef struct {
+  uint8_t none;
+} PerpsClearUserArgs;
+#define PERPS_CLEAR_USER_ARGS_SIZE 0
+static inline void perps_decode_clear_user_args(const uint8_t *data, PerpsClearUserArgs *out) {
+  (void)data;
+  out->none = 0;
+}
+
+typedef struct {
+  SolAccountInfo *market;
+  SolAccountInfo *user;
+  SolAccountInfo *book;
+} PerpsClearUserAccounts;
+static inline void perps_clear_user_accounts(SolAccountInfo *accounts, PerpsClearUserAccounts *out) {
+  out->market = &accounts[0];
+  out->user = &accounts[1];
+  out->book = &accounts[2];
+}
+
 /* X-macro over the instructions: X(UPPER_NAME, lower_name, ArgsType, AccountsType) */
 #define PERPS_INSTRUCTIONS(X) \
   X(INITIALIZE_MARKET, initialize_market, PerpsInitializeMarketArgs, PerpsInitializeMarketAccounts) \
@@ -1249,6 +1278,7 @@ static inline void perps_clear_position_accounts(SolAccountInfo *accounts, Perps
   X(LIQUIDATE, liquidate, PerpsLiquidateArgs, PerpsLiquidateAccounts) \
   X(COLLECT_GARBAGE, collect_garbage, PerpsCollectGarbageArgs, PerpsCollectGarbageAccounts) \
   X(CLEAR_POSITION, clear_position, PerpsClearPositionArgs, PerpsClearPositionAccounts) \
+  X(CLEAR_USER, clear_user, PerpsClearUserArgs, PerpsClearUserAccounts) \
 
 
 /* ---- fixed program addresses named in the IDL ---- */

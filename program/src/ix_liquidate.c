@@ -148,3 +148,15 @@ PerpsResult ix_clear_position(Ctx *ctx, const PerpsClearPositionAccounts *a, con
   if (found != PERPS_ERR_POSITION_LIQUIDATED) return found;
   return user_forget(u, ref);
 }
+
+PerpsResult ix_clear_user(Ctx *ctx, const PerpsClearUserAccounts *a, const PerpsClearUserArgs *args) {
+  (void)args;
+  PerpsMarket *m;
+  PerpsUser *u;
+  Book b;
+  TRY(market_load(ctx, a->market, &m));
+  TRY(market_book(ctx, a->book, m, &b));
+  TRY(user_load(ctx, a->user, a->market, NULL, &u)); /* anyone may clear: no owner check */
+  uint32_t dropped; /* none is no error: another cranker may have cleared first */
+  return user_drop_stale(u, &b, &dropped);
+}

@@ -29,6 +29,13 @@ static PerpsResult trader_load(Ctx *ctx, const TraderAccounts *a, const PerpsPos
 
 static i128 skew_of(const PerpsMarket *m) { return (i128)m->oi_long - (i128)m->oi_short; }
 
+/* The index of the user's first empty reference, or PERPS_MAX_USER_POSITIONS. */
+static uint32_t free_reference(const PerpsUser *u) {
+  for (uint32_t i = 0; i < PERPS_MAX_USER_POSITIONS; i++)
+    if (u->positions[i].slot == UINT32_MAX) return i;
+  return PERPS_MAX_USER_POSITIONS;
+}
+
 /* What the trader asks of a fill. */
 typedef struct {
   uint64_t index_price;
@@ -112,12 +119,14 @@ PerpsResult ix_open_position(Ctx *ctx, const PerpsOpenPositionAccounts *a, const
   /* the book's sum of size x funding-at-open must stay within 128 bits */
   if (!pk_mul_i128_64(index, args->size, &sum_check)) return PERPS_ERR_ARITHMETIC_OVERFLOW;
 
-  uint32_t ref = PERPS_MAX_USER_POSITIONS;
-  for (uint32_t i = 0; i < PERPS_MAX_USER_POSITIONS; i++) {
-    if (u->positions[i].slot == UINT32_MAX) {
-      ref = i;
-      break;
-    }
+  /* A free reference; when all 32 are taken, the stale ones (positions
+   * liquidated since) are dropped first: nobody has to clear for a user to
+   * keep trading. */
+  uint32_t ref = free_reference(u);
+  if (ref == PERPS_MAX_USER_POSITIONS) {
+    uint32_t dropped;
+    TRY(user_drop_stale(u, &b, &dropped));
+    ref = free_reference(u);
   }
   if (ref == PERPS_MAX_USER_POSITIONS || u->position_count >= PERPS_MAX_USER_POSITIONS)
     return PERPS_ERR_TOO_MANY_POSITIONS;

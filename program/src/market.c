@@ -121,6 +121,19 @@ PerpsResult user_forget(PerpsUser *u, uint32_t ref) {
   return 0;
 }
 
+PerpsResult user_drop_stale(PerpsUser *u, const Book *b, uint32_t *dropped) {
+  *dropped = 0;
+  for (uint32_t i = 0; i < PERPS_MAX_USER_POSITIONS; i++) {
+    const PerpsPositionRef *r = &u->positions[i];
+    if (r->slot == UINT32_MAX) continue;
+    bool live = r->slot < b->capacity && b->slots[r->slot].generation == r->generation && book_is_live(b, r->slot);
+    if (live) continue;
+    TRY(user_forget(u, i));
+    *dropped += 1;
+  }
+  return 0;
+}
+
 void position_terms(const PerpsPositionSlot *p, PositionTerms *out) {
   out->side = p->side;
   out->size = p->size;

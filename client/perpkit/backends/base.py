@@ -154,6 +154,15 @@ class Backend(Protocol):
 
     async def get_clock(self) -> ChainClock: ...
 
+    async def recent_prioritization_fees(self, writable: Sequence[Pubkey]) -> list[int]:
+        """Compute-unit prices (micro-lamports) of recent blocks' transactions that write any of ``writable``
+        (``getRecentPrioritizationFees``), one per block, oldest first."""
+        ...
+
+    async def transaction_outcome(self, signature: str) -> TxResult | None:
+        """A transaction the chain executed (logs, compute units, error), or None if it has not seen it."""
+        ...
+
     async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
         """Move the cluster clock; raises ClockControlUnsupported where that is impossible."""
         ...

@@ -22,6 +22,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from perpkit.backends.base import (
@@ -163,6 +164,13 @@ class LiteSvmBackend:
                 self.chain.time_travel(timestamp_ms=unix_timestamp * 1000)
         except TimeTravelError as exc:
             raise PerpkitError(f"time travel refused: {exc}") from None
+
+    async def recent_prioritization_fees(self, writable: Sequence[Pubkey]) -> list[int]:
+        return [price for _, price in self.chain.recent_prioritization_fees(frozenset(writable))]
+
+    async def transaction_outcome(self, signature: str) -> TxResult | None:
+        record = self.chain.history.get(Signature.from_string(signature))
+        return None if record is None else _result(record)
 
     async def close(self) -> None:
         return None

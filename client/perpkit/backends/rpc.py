@@ -400,6 +400,19 @@ class RpcBackend:
             interval = min(interval * 1.5, 1.0)
         raise RpcUnavailable(f"{signature} not confirmed within {self.confirm_timeout:.0f} s")
 
+    async def recent_prioritization_fees(self, writable: Sequence[Pubkey]) -> list[int]:
+        answer = await self.raw_request("getRecentPrioritizationFees", [[str(a) for a in writable]])
+        entries = sorted(answer.get("result") or [], key=lambda entry: int(entry["slot"]))
+        return [int(entry["prioritizationFee"]) for entry in entries]
+
+    async def transaction_outcome(self, signature: str) -> TxResult | None:
+        sig = Signature.from_string(signature)
+        statuses = await self._with_retries(lambda: self.client.get_signature_statuses([sig], True))
+        status = statuses.value[0]
+        if status is None:
+            return None
+        return await self._landed(sig, status.err)
+
     async def _landed(self, signature: Signature, err: Any) -> TxResult:
         """Logs, compute units and return data of a landed transaction (getTransaction, which may lag a little)."""
         commitment = Commitment("confirmed" if self.commitment == "processed" else self.commitment)
