@@ -191,3 +191,14 @@ class UnknownProgramError(ProgramError):
     ) -> None:
         self.code = code
         super().__init__(logs, signature, instruction_index)
+
+
+class NoSolForFees(PerpkitError):
+    """The fee payer has no lamports: the chain says only ``AccountNotFound``."""
+
+    def __init__(self, payer: object, url: str) -> None:
+        super().__init__(f"the keypair {payer} has no SOL on {url}: `perpkit airdrop 1`")
+
+
+class SmokeCheckFailed(PerpkitError):
+    """A check of ``perpkit smoke`` that did not hold: the step's reason."""
