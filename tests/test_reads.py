@@ -62,6 +62,10 @@ async def test_transaction_outcome_and_recent_prioritization_fees(perps_client: 
     assert outcome.compute_units == result.compute_units
     never = str(NewKeypair().sign_message(b"never sent"))
     assert await c.transaction_outcome(never) is None
+    mine = await c.signatures_for_address(setup.market)
+    assert mine[0] == (result.signature, False)  # newest first
+    assert await c.signatures_for_address(setup.market, until=result.signature) == []
+    assert len(await c.signatures_for_address(setup.market, limit=2)) == 2
     fees = await c.recent_prioritization_fees([setup.market])
     assert 1_234 in fees
     assert 1_234 not in await c.recent_prioritization_fees([NewKeypair().pubkey()])

@@ -305,6 +305,12 @@ class Client:
         """What became of a sent transaction (logs, compute units, error); None if the chain has not seen it."""
         return await self.backend.transaction_outcome(signature)
 
+    async def signatures_for_address(
+        self, address: Pubkey, *, until: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, bool]]:
+        """(signature, failed) of recent transactions naming ``address``, newest first, down to ``until``."""
+        return await self.backend.signatures_for_address(require_pubkey(address, "address"), until=until, limit=limit)
+
     async def airdrop(self, address: Pubkey, lamports: int) -> None:
         """Lamports from the faucet (embedded runtime, localnet, devnet); AirdropFailed when refused."""
         await self.backend.request_airdrop(address, lamports)

@@ -163,6 +163,13 @@ class Backend(Protocol):
         """A transaction the chain executed (logs, compute units, error), or None if it has not seen it."""
         ...
 
+    async def signatures_for_address(
+        self, address: Pubkey, *, until: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, bool]]:
+        """(signature, failed) of the transactions naming ``address``, newest first, down to (not including)
+        ``until`` (``getSignaturesForAddress``)."""
+        ...
+
     async def set_clock(self, unix_timestamp: int, slot: int | None = None) -> None:
         """Move the cluster clock; raises ClockControlUnsupported where that is impossible."""
         ...

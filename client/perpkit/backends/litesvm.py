@@ -172,6 +172,17 @@ class LiteSvmBackend:
         record = self.chain.history.get(Signature.from_string(signature))
         return None if record is None else _result(record)
 
+    async def signatures_for_address(
+        self, address: Pubkey, *, until: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, bool]]:
+        found: list[tuple[str, bool]] = []
+        for record in reversed(list(self.chain.history.values())):  # newest first
+            if str(record.signature) == until or len(found) >= limit:
+                break
+            if address in Chain.message_of(record.transaction).account_keys:
+                found.append((str(record.signature), record.err is not None))
+        return found
+
     async def close(self) -> None:
         return None
 

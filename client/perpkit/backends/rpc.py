@@ -413,6 +413,15 @@ class RpcBackend:
             return None
         return await self._landed(sig, status.err)
 
+    async def signatures_for_address(
+        self, address: Pubkey, *, until: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, bool]]:
+        config: dict[str, Any] = {"limit": limit, "commitment": "confirmed"}
+        if until is not None:
+            config["until"] = until
+        answer = await self.raw_request("getSignaturesForAddress", [str(address), config])
+        return [(str(entry["signature"]), entry.get("err") is not None) for entry in answer.get("result") or []]
+
     async def _landed(self, signature: Signature, err: Any) -> TxResult:
         """Logs, compute units and return data of a landed transaction (getTransaction, which may lag a little)."""
         commitment = Commitment("confirmed" if self.commitment == "processed" else self.commitment)
