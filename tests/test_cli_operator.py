@@ -142,9 +142,12 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
         port = listener.getsockname()[1]
         process = subprocess.Popen([*PERPKIT, "market", "list", "--url", f"http://127.0.0.1:{port}"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        time.sleep(2.0)
+        listener.settimeout(60)  # a fresh venv under load compiles its imports first: wait for the request itself
+        connection, _ = listener.accept()
+        time.sleep(0.2)
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=20)
+        _out, err = process.communicate(timeout=30)
+        connection.close()
     assert process.returncode == 130, err
     assert err == "perpkit: error: interrupted\n"
 
