@@ -140,8 +140,11 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
+        # As a terminal starts it: SIGINT at its default.  A child inherits an ignored SIGINT (and Python then
+        # keeps ignoring it); under the full suite the pytest process can have it so, which hung this test.
         process = subprocess.Popen([*PERPKIT, "market", "list", "--url", f"http://127.0.0.1:{port}"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         listener.settimeout(60)  # a fresh venv under load compiles its imports first: wait for the request itself
         connection, _ = listener.accept()
         time.sleep(0.2)
