@@ -156,7 +156,10 @@ async def test_bot_through_faults_liquidates_each_position_once_and_counts_rewar
                 await asyncio.sleep(1.0)
             live = await wait_live(client, setup, 1)
             assert live == 1, bot.drain()[-30:]
-            await asyncio.sleep(0.5)
+            # the network heals: what was lost must now be counted from the chain, exactly (on a loaded CI
+            # machine 60% lost answers can outlast the shutdown's settling, which the summary then shows)
+            proxy.faults = Faults()
+            await asyncio.sleep(2.0)
             code, err = await terminate(bot)
         finally:
             bot.kill()
