@@ -298,10 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_crank.add_argument("--program-id", type=pubkey, default=None)
     _operator_parsers(sub)
-    from perpkit import smoke  # imports nothing heavy at load time (a test keeps it so)
-
-    p_smoke = sub.add_parser("smoke", help="an end-to-end check of a cluster (devnet): market, trades, crash, crank")
-    smoke.add_arguments(p_smoke)
+    # `perpkit smoke` parses its own options (perpkit.smoke, imported only for it): main() hands over
+    sub.add_parser("smoke", help="an end-to-end check of a cluster (devnet): market, trades, crash, crank "
+                   "(`perpkit smoke --help` for its options)")  # fmt: skip
     return parser
 
 
@@ -342,12 +341,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, started
         _localnet(args, started)
     elif args.command == "crank":  # --once (without it, main() hands over to perpkit.bot)
         asyncio.run(crank(args))
-    elif args.command == "smoke":
-        from perpkit import smoke
 
-        code = asyncio.run(smoke.run_from_args(args))
-        if code:
-            raise SystemExit(code)
     elif args.command == "keygen":
         from perpkit.keyfile import write_keypair
 
@@ -375,6 +369,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return bot_main(arguments[1:])
+        except KeyboardInterrupt:
+            return _fail("interrupted", 130)
+    if arguments[:1] == ["smoke"]:
+        from perpkit import smoke
+
+        try:
+            return smoke.main(arguments[1:])
         except KeyboardInterrupt:
             return _fail("interrupted", 130)
     parser = build_parser()
