@@ -15,19 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import queue
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from solders.keypair import Keypair
 
 from perpkit.accounts import MarketParams
+from perpkit.bot_process import BotProcess
 from perpkit.client import Client
 from perpkit.localnet.process import LocalnetProcess
 from perpkit.risk import Side
@@ -35,38 +31,6 @@ from perpkit.testing import create_token_account, setup_trading
 
 UNIT = 10**6
 PARAMS = MarketParams(initial_margin_bps=501, maintenance_margin_bps=500)
-
-
-class Bot:
-    """The bot as a subprocess; its stdout lines, each with the perf_counter time it arrived."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "perpkit.bot", *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put((time.perf_counter(), line.rstrip("\n")))
-
-    def wait_for(self, word: str, timeout: float = 20.0) -> tuple[float, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                at, line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if word in line:
-                return at, line
-        raise TimeoutError(f"no {word!r} line from the bot within {timeout} s")
-
-    def stop(self) -> str:
-        self.process.terminate()
-        _, err = self.process.communicate(timeout=30)
-        return err.strip().splitlines()[-1] if err.strip() else ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -85,8 +49,8 @@ async def run(args: argparse.Namespace) -> None:
             key_file = Path(tmp) / "cranker.json"
             key_file.write_text(json.dumps(list(bytes(cranker))))
             ws_url = args.ws_url or net.ws_url or "none"
-            bot = Bot("--url", net.url, "--ws-url", ws_url, "--market", str(setup.market), "--keypair", str(key_file),
-                      "--poll-interval", str(args.poll_interval))  # fmt: skip
+            bot = BotProcess("--url", net.url, "--ws-url", ws_url, "--market", str(setup.market),
+                             "--keypair", str(key_file), "--poll-interval", str(args.poll_interval))  # fmt: skip
             try:
                 bot.wait_for("watching" if ws_url != "none" else "started")
                 latencies: list[float] = []
@@ -96,8 +60,7 @@ async def run(args: argparse.Namespace) -> None:
                     trader = setup.traders[trial % len(setup.traders)]
                     await client.open_position(setup.market, Side.LONG, 10 * UNIT, 100 * UNIT, owner=trader)
                     await asyncio.sleep(args.settle)  # the bot's rounds on those two changes are over
-                    while not bot.lines.empty():
-                        bot.lines.get_nowait()
+                    bot.drain()
                     sent = time.perf_counter()
                     await setup.set_price(client, 94 * UNIT)
                     at, line = await asyncio.to_thread(bot.wait_for, " liquidated ", 10.0)
@@ -105,7 +68,8 @@ async def run(args: argparse.Namespace) -> None:
                     header = await client.fetch_book_header(market.book)
                     assert int(header.counts[Side.LONG]) == 0, f"trial {trial}: a long is still live ({line})"
             finally:
-                summary = bot.stop()
+                _, err = bot.terminate()
+                summary = err.strip().splitlines()[-1] if err.strip() else ""
     ms = [x * 1000 for x in latencies]
     print(f"bot latency, oracle update sent -> liquidation confirmed (bot's line), {len(ms)} trials, "
           f"wake-ups: {'WebSocket' if ws_url != 'none' else f'polling every {args.poll_interval} s'}")  # fmt: skip

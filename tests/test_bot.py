@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import queue
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +18,7 @@ from perpkit import instructions as ix
 from perpkit import program_errors
 from perpkit.accounts import MarketParams
 from perpkit.bot import compute_limit, priority_fee
+from perpkit.bot_process import BotProcess
 from perpkit.client import Client
 from perpkit.localnet.process import LocalnetProcess
 from perpkit.risk import Side
@@ -40,59 +35,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-class BotProcess:
-    """``python -m perpkit.bot`` with its stdout lines (and the time each arrived) collected by a thread."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "perpkit.bot", *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
-        self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put((time.perf_counter(), line.rstrip("\n")))
-
-    def wait_for(self, word: str, timeout: float = 20.0) -> tuple[float, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                at, line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            self.seen.append(line)
-            if word in line:
-                return at, line
-        err = self.process.stderr.read() if self.process.poll() is not None and self.process.stderr else ""
-        raise AssertionError(f"no {word!r} line within {timeout} s; saw {self.seen[-20:]} {err[-2000:]}")
-
-    def drain(self) -> list[str]:
-        while True:
-            try:
-                self.seen.append(self.lines.get_nowait()[1])
-            except queue.Empty:
-                return self.seen
-
-    def terminate(self, timeout: float = 30.0) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=timeout)
-        assert self.process.stderr is not None
-        err = self.process.stderr.read()
-        time.sleep(0.2)  # the reader thread takes the last lines
-        self.drain()
-        return self.process.returncode, err
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
 
 
 @pytest.fixture(scope="module")
