@@ -48,10 +48,10 @@ from perpkit.localnet.rpc import (
     Params,
     RpcError,
     account_keys,
-    decode_binary,
     encode_account,
     error_json,
     loaded_addresses,
+    parse_filters,
     parse_pubkey,
 )
 from perpkit.runtime import SLOT_MS
@@ -110,20 +110,6 @@ class _Subscription:
 def _config(params: list[Any], i: int) -> dict[str, Any]:
     """The configuration object at ``i``, checked as the HTTP methods check theirs."""
     return Params(params).config(i)
-
-
-def _filter(spec: Any) -> Callable[[bytes], bool]:
-    if isinstance(spec, dict) and isinstance(spec.get("dataSize"), int):
-        size = spec["dataSize"]
-        return lambda data: len(data) == size
-    if isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
-        memcmp = spec["memcmp"]
-        offset = memcmp.get("offset")
-        if not isinstance(offset, int) or offset < 0:
-            raise _invalid("Invalid params: memcmp.offset must be a non-negative integer")
-        wanted = decode_binary(memcmp.get("bytes"), memcmp.get("encoding", "base58"), "memcmp.bytes")
-        return lambda data: data[offset : offset + len(wanted)] == wanted
-    raise _invalid(f"Invalid params: unsupported filter {spec!r}")
 
 
 def _signature(value: Any) -> Signature:
@@ -282,10 +268,7 @@ class PubSub:
             encode_account(Account(0, b"", SYSTEM_PROGRAM_ID, False, 0), config, default="base64")  # validates
             checks: list[Callable[[bytes], bool]] = []
             if method == "programSubscribe":
-                filters = config.get("filters") or []
-                if not isinstance(filters, list) or len(filters) > 4:
-                    raise _invalid("Invalid params: filters must be an array of at most 4 filters")
-                checks = [_filter(f) for f in filters]
+                checks = parse_filters(config)
             kind = "account" if method == "accountSubscribe" else "program"
             return self._add(_Subscription(next(self._ids), kind, client, key, config, checks))
         if method == "signatureSubscribe":

@@ -176,6 +176,35 @@ def decode_binary(text: Any, encoding: str, what: str) -> bytes:
     raise invalid(f"Invalid params: unsupported encoding {encoding!r} (use base58 or base64)")
 
 
+def parse_filters(config: dict[str, Any]) -> list[Callable[[bytes], bool]]:
+    """The checks on account data that a config's ``filters`` asks for (getProgramAccounts, programSubscribe).
+
+    At most 4 filters, each ``{"dataSize": n}`` or ``{"memcmp": {"offset": n, "bytes": ..., "encoding": ...}}``
+    (base58 by default, or base64; at most 128 bytes).  Raises :class:`RpcError` (invalid params) otherwise.
+    """
+    filters = config.get("filters") or []
+    if not isinstance(filters, list) or len(filters) > 4:
+        raise invalid("Invalid params: filters must be an array of at most 4 filters")
+    return [parse_filter(f) for f in filters]
+
+
+def parse_filter(spec: Any) -> Callable[[bytes], bool]:
+    """One ``dataSize`` or ``memcmp`` filter as a check on account data."""
+    if isinstance(spec, dict) and "dataSize" in spec and isinstance(spec["dataSize"], int):
+        size = spec["dataSize"]
+        return lambda data: len(data) == size
+    if isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
+        memcmp = spec["memcmp"]
+        offset = memcmp.get("offset")
+        if not isinstance(offset, int) or offset < 0:
+            raise invalid("Invalid params: memcmp.offset must be a non-negative integer")
+        wanted = decode_binary(memcmp.get("bytes"), memcmp.get("encoding", "base58"), "memcmp.bytes")
+        if len(wanted) > 128:
+            raise invalid("Invalid params: memcmp.bytes is longer than 128 bytes")
+        return lambda data: data[offset : offset + len(wanted)] == wanted
+    raise invalid(f"Invalid params: unsupported filter {spec!r}")
+
+
 # -- encodings of results --------------------------------------------------------
 
 
@@ -494,10 +523,7 @@ class RpcMethods:
 
     def get_program_accounts(self, p: Params) -> Any:
         program, config = p.pubkey(0, "program id"), p.config(1)
-        filters = config.get("filters") or []
-        if not isinstance(filters, list) or len(filters) > 4:
-            raise invalid("Invalid params: filters must be an array of at most 4 filters")
-        checks = [self._filter(f) for f in filters]
+        checks = parse_filters(config)
         found = [
             {"pubkey": str(address), "account": encode_account(account, config, lookup=self.chain.get_account)}
             for address, account in self.chain.accounts_owned_by(program)
@@ -507,21 +533,6 @@ class RpcMethods:
             return self._with_context(found, config)
         self._context(config)
         return found
-
-    def _filter(self, spec: Any) -> Callable[[bytes], bool]:
-        if isinstance(spec, dict) and "dataSize" in spec and isinstance(spec["dataSize"], int):
-            size = spec["dataSize"]
-            return lambda data: len(data) == size
-        if isinstance(spec, dict) and isinstance(spec.get("memcmp"), dict):
-            memcmp = spec["memcmp"]
-            offset = memcmp.get("offset")
-            if not isinstance(offset, int) or offset < 0:
-                raise invalid("Invalid params: memcmp.offset must be a non-negative integer")
-            wanted = decode_binary(memcmp.get("bytes"), memcmp.get("encoding", "base58"), "memcmp.bytes")
-            if len(wanted) > 128:
-                raise invalid("Invalid params: memcmp.bytes is longer than 128 bytes")
-            return lambda data: data[offset : offset + len(wanted)] == wanted
-        raise invalid(f"Invalid params: unsupported filter {spec!r}")
 
     def get_balance(self, p: Params) -> Any:
         address, config = p.pubkey(0), p.config(1)
