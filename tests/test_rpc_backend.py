@@ -46,7 +46,12 @@ class FaultyProxy:
         self.seen.append(method)
         pending = self.faults.get(method)
         if pending:
-            answer = await pending.pop(0)(body)
+            try:
+                answer = await pending.pop(0)(body)
+            except ConnectionResetError:  # the fault hangs up without answering
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=204)  # never written: the connection is gone
             if isinstance(answer, web.StreamResponse):
                 return answer
             if answer is not None:
@@ -98,6 +103,17 @@ def stall(seconds: float) -> Fault:
     return fault
 
 
+def lose_answer(upstream: str) -> Fault:
+    """Forward the request (the transaction lands), then hang up: the caller never hears the answer."""
+
+    async def fault(body: dict[str, Any]) -> web.StreamResponse:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await http.post(upstream, json=body)
+        raise ConnectionResetError("answer lost")  # aiohttp drops the connection without a response
+
+    return fault
+
+
 def stale_blockhash() -> Fault:
     async def fault(body: dict[str, Any]) -> dict[str, Any]:
         value = {"blockhash": str(Hash.new_unique()), "lastValidBlockHeight": 10**9}
@@ -135,6 +151,22 @@ async def test_blockhash_not_found_refreshes_and_resends(proxy: tuple[FaultyProx
     try:
         faulty.inject("getLatestBlockhash", stale_blockhash())
         await create_oracle(client, price=9)  # first attempt: preflight says BlockhashNotFound
+        assert faulty.seen.count("sendTransaction") == 2
+    finally:
+        await client.close()
+
+
+async def test_a_lost_send_answer_is_confirmed_not_refused_as_already_processed(
+    proxy: tuple[FaultyProxy, str],
+) -> None:
+    """The transaction landed but its answer was lost: the retry sends the same bytes, which the cluster
+    calls AlreadyProcessed. That is the transaction's success, not a refusal."""
+    faulty, url = proxy
+    client = await client_through(url)
+    try:
+        faulty.inject("sendTransaction", lose_answer(faulty.upstream))
+        oracle = await create_oracle(client, price=11)
+        assert (await client.fetch_oracle(oracle)).price == 11
         assert faulty.seen.count("sendTransaction") == 2
     finally:
         await client.close()
@@ -205,3 +237,20 @@ def test_retry_policy_backs_off_exponentially() -> None:
     delays = [policy.delay(i) for i in range(6)]
     assert all(0.75 * min(5.0, 0.2 * 2**i) <= d <= 1.25 * min(5.0, 0.2 * 2**i) for i, d in enumerate(delays))
     assert json.dumps(delays)  # plain floats
+
+
+async def test_a_simulation_is_one_call(proxy: tuple[FaultyProxy, str]) -> None:
+    """The node puts in its own blockhash (replaceRecentBlockhash): no getLatestBlockhash first."""
+    faulty, url = proxy
+    client = await client_through(url)
+    try:
+        oracle = await create_oracle(client, price=5)
+        now = (await client.clock()).unix_timestamp
+        seen = len(faulty.seen)
+        change = ix.set_oracle_price(oracle=oracle, authority=client.payer.pubkey(), price=6, conf=0, publish_time=now)
+        result = await client.simulate([change])
+        assert result.error is None and result.compute_units > 0
+        assert faulty.seen[seen:] == ["simulateTransaction"]
+        assert (await client.fetch_oracle(oracle)).price == 5  # a simulation changes nothing
+    finally:
+        await client.close()

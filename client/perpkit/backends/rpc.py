@@ -21,6 +21,8 @@ it (``perpkit localnet`` does); elsewhere it raises ClockControlUnsupported.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,6 +55,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.rpc.errors import NodeUnhealthyMessage, SendTransactionPreflightFailureMessage
+from solders.rpc.responses import SimulateTransactionResp
 from solders.signature import Signature
 from solders.sysvar import CLOCK
 from solders.transaction import Transaction, VersionedTransaction
@@ -329,12 +332,24 @@ class RpcBackend:
             raise AirdropFailed(address, lamports, tx_error_from_solders(status[1]).message, str(response.value))
 
     async def simulate_transaction(self, instructions: Sequence[Instruction], signers: Sequence[Keypair]) -> TxResult:
+        """One ``simulateTransaction`` call: the node puts in its own recent blockhash
+        (``replaceRecentBlockhash``), so no ``getLatestBlockhash`` first."""
         message = signed_message(instructions, signers)  # InvalidInput unless signers are the ones it needs
-        blockhash, _ = await self._blockhash()
-        tx = Transaction(list(signers), message, blockhash)
-        versioned = VersionedTransaction.from_legacy(tx)  # solana-py 0.41 takes only versioned ones
-        response = await self._with_retries(lambda: self.client.simulate_transaction(versioned, sig_verify=False))
-        value = response.value
+        tx = Transaction(list(signers), message, Hash.default())
+        encoded = base64.b64encode(bytes(VersionedTransaction.from_legacy(tx))).decode()
+        config = {"encoding": "base64", "sigVerify": False, "replaceRecentBlockhash": True,
+                  "commitment": self.commitment}  # fmt: skip
+        answer = await self.raw_request("simulateTransaction", [encoded, config])
+        if "error" in answer:
+            error = answer["error"]
+            raise RpcRequestFailed(f"{self.url}: simulateTransaction: {error.get('message', error)}", error)
+        try:
+            parsed = SimulateTransactionResp.from_json(json.dumps(answer))
+        except Exception as exc:  # solders raises its own parse errors
+            raise RpcProtocolError(f"{self.url}: cannot parse the simulateTransaction answer ({exc})") from None
+        if not isinstance(parsed, SimulateTransactionResp):
+            raise RpcRequestFailed(f"{self.url}: simulateTransaction: {_rpc_message(parsed)}", parsed)
+        value = parsed.value
         error = None if value.err is None else tx_error_from_solders(value.err)
         return TxResult(
             str(tx.signatures[0]),
@@ -362,6 +377,13 @@ class RpcBackend:
                 if not isinstance(failure, SendTransactionPreflightFailureMessage):
                     raise TransactionFailed(str(failure)) from exc
                 sim = failure.data
+                if sim.err != TransactionErrorFieldless.BlockhashNotFound and await self._already_landed(signature):
+                    # These very bytes landed before and the answer was lost (the transport may resend a
+                    # request on its own): the preflight of the copy fails (AlreadyProcessed on agave, or
+                    # the instruction's own refusal where the copy is simulated again). The landed one counts.
+                    status = await self._confirm(signature, last_valid)
+                    if status is not None:
+                        return await self._landed(signature, status[1])
                 if sim.err == TransactionErrorFieldless.BlockhashNotFound:
                     await asyncio.sleep(self.retry.delay(attempt))
                     continue  # never accepted: sign again with a fresh blockhash
@@ -377,6 +399,10 @@ class RpcBackend:
                 continue  # expired without landing: safe to sign again and resend
             return await self._landed(signature, status[1])
         raise RpcUnavailable(f"{self.url}: the transaction did not land after {self.retry.attempts} attempts")
+
+    async def _already_landed(self, signature: Signature) -> bool:
+        response = await self._with_retries(lambda: self.client.get_signature_statuses([signature], True))
+        return response.value[0] is not None
 
     async def _confirm(self, signature: Signature, last_valid: int) -> tuple[int, Any] | None:
         """(slot, error or None) once the commitment is reached; None if the blockhash expired first."""
