@@ -9,7 +9,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,16 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     if result.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
     return result
+
+
+async def rpc(http: httpx.AsyncClient, url: str, method: str, params: Any = None, request_id: Any = 1) -> Any:
+    """The JSON answer of one JSON-RPC request POSTed to ``url`` (a ``perpkit localnet``); asserts HTTP 200."""
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        body["params"] = params
+    response = await http.post(url, json=body)
+    assert response.status_code == 200
+    return response.json()
 
 
 def section(data: bytes, name: str) -> tuple[int, int]:

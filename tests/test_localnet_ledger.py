@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
+from conftest import rpc
 from solana.rpc.async_api import AsyncClient
 
 try:  # solana-py >= 0.40 (the default lane)
@@ -59,15 +60,6 @@ async def solana(perps_rpc_url: str) -> AsyncIterator[AsyncClient]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
-
-
-async def rpc(http: httpx.AsyncClient, url: str, method: str, params: Any = None) -> Any:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params is not None:
-        body["params"] = params
-    response = await http.post(url, json=body)
-    assert response.status_code == 200
-    return response.json()
 
 
 async def result(http: httpx.AsyncClient, url: str, method: str, params: Any = None) -> Any:

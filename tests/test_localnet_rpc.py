@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from conftest import rpc
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.core import RPCException
 
@@ -56,15 +57,6 @@ async def solana(perps_rpc_url: str) -> AsyncIterator[AsyncClient]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
-
-
-async def rpc(http: httpx.AsyncClient, url: str, method: str, params: Any = None, request_id: Any = 1) -> Any:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-    if params is not None:
-        body["params"] = params
-    response = await http.post(url, json=body)
-    assert response.status_code == 200
-    return response.json()
 
 
 RENT0 = 890_880
