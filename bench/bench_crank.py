@@ -21,14 +21,13 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-from solders.instruction import Instruction
 
 from perpkit import Client
+from perpkit.backends.base import TxResult
 from perpkit.crank import Cranking, crank_round
 from perpkit.idl import PROGRAM_ID
 from perpkit.localnet.accounts import write_account_file
@@ -46,27 +45,6 @@ def stats(url: str) -> dict[str, Any]:
     body = {"jsonrpc": "2.0", "id": 1, "method": "perpkit_getStats"}
     result: dict[str, Any] = httpx.post(url, json=body, timeout=30).json()["result"]
     return result
-
-
-class Counting:
-    """Counts the transactions a client sends, and their compute units, by the caller's label."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.sent: list[tuple[str, int]] = []
-        self.label = ""
-        original = client.send
-
-        async def send(instructions: Sequence[Instruction], *args: Any, **kwargs: Any) -> Any:
-            result = await original(instructions, *args, **kwargs)
-            self.sent.append((self.label, result.compute_units))
-            return result
-
-        client.send = send  # type: ignore[method-assign]
-
-    def summary(self, label: str) -> tuple[int, int, int]:
-        cus = [cu for lab, cu in self.sent if lab == label]
-        return len(cus), sum(cus), max(cus, default=0)
 
 
 async def scenario(positions: int, per_user: int) -> None:
@@ -93,8 +71,8 @@ async def scenario(positions: int, per_user: int) -> None:
         try:
             await client.set_oracle_price(filled.setup.oracle, price=30 * UNIT)  # below every long's price
             state = Cranking(await client.fetch_market(filled.setup.market))
-            counting = Counting(client)
-            counting.label = "round"
+            sent: list[TxResult] = []  # every transaction the client sends from here on
+            client.on_sent.append(sent.append)
             before = stats(net.url)
             t0 = time.perf_counter()
             done = await crank_round(client, state)
@@ -102,7 +80,8 @@ async def scenario(positions: int, per_user: int) -> None:
             after = stats(net.url)
             assert done.liquidation is not None
             liquidated = done.liquidation.batch.count
-            txs, cu, _ = counting.summary("round")
+            landed = [r for r in sent if r.ok]
+            txs, cu = len(landed), sum(r.compute_units for r in landed)
             gc_cu = sum(r.compute_units for r in done.garbage_collection)
             clear_txs = txs - 1 - len(done.garbage_collection)
             print(f"  liquidate: 1 transaction, {liquidated:,} positions, {done.liquidation.result.compute_units:,} CU")

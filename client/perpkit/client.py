@@ -84,6 +84,10 @@ class Client:
         self.after_send: list[Callable[[], Awaitable[None]]] = []
         """Called after every transaction this client sends, whether it succeeded or failed
         (the tests check SPEC 7 conservation this way)."""
+        self.on_sent: list[Callable[[TxResult], None]] = []
+        """Called with the outcome of every transaction :meth:`send` sends, landed or refused (``result.ok``
+        tells), before :meth:`send` returns or raises: to record signatures, count transactions or compute
+        units.  Not called when no outcome came back (the endpoint failed, or rejected the request itself)."""
 
     @classmethod
     async def embedded(
@@ -178,16 +182,25 @@ class Client:
             prefix.append(set_compute_unit_price(price))
         return [*prefix, *instructions]
 
-    def _outcome(self, instructions: Sequence[Instruction], sent: int, result: TxResult) -> TxResult:
-        """Map error indices back to the caller's list; raise the program's typed error on failure."""
+    def _outcome(
+        self,
+        instructions: Sequence[Instruction],
+        sent: int,
+        result: TxResult,
+        listeners: Sequence[Callable[[TxResult], None]] = (),
+    ) -> TxResult:
+        """Map error indices back to the caller's list; tell ``listeners``; raise the typed error on failure."""
         error = result.error
+        index = None
+        if error is not None and error.instruction_index is not None:
+            index = error.instruction_index - (sent - len(instructions))
+            if index >= 0:
+                error = replace(error, instruction_index=index)
+                result = replace(result, error=error)
+        for listener in listeners:
+            listener(result)
         if error is None:
             return result
-        offset = sent - len(instructions)
-        index = None if error.instruction_index is None else error.instruction_index - offset
-        if index is not None and index >= 0:
-            error = replace(error, instruction_index=index)
-            result = replace(result, error=error)
         ours = (
             index is not None and 0 <= index < len(instructions) and instructions[index].program_id == self.program_id
         )
@@ -205,6 +218,8 @@ class Client:
     ) -> TxResult:
         """Send one transaction paid by ``payer``; raise the program's typed error if it fails.
 
+        Every transaction perpkit sends (airdrops aside) goes through here; :attr:`on_sent` sees each outcome.
+
         ``compute_unit_limit``/``compute_unit_price`` override the client's
         defaults for this transaction (compute-budget instructions go first;
         error indices still refer to ``instructions``).
@@ -212,7 +227,7 @@ class Client:
         full = self._with_budget(instructions, compute_unit_limit, compute_unit_price)
         try:
             result = await self.backend.send_transaction(full, self._signers(signers))
-            return self._outcome(instructions, len(full), result)
+            return self._outcome(instructions, len(full), result, self.on_sent)
         finally:
             for hook in self.after_send:
                 await hook()
