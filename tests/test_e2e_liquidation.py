@@ -9,11 +9,13 @@ on the decoded chain state just before the liquidation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from solders.keypair import Keypair
 
 from perpkit import Client, MarketParams, pda, program_errors
 from perpkit import instructions as ix
-from perpkit.accounts import PositionRef
+from perpkit.accounts import BookHeader, PositionRef
 from perpkit.backends.base import TxResult
 from perpkit.book import Book, SlotStatus
 from perpkit.crank import (
@@ -33,6 +35,7 @@ from perpkit.crank import (
     Liquidation,
     clear_liquidated,
     collect_garbage,
+    collect_garbage_by_header,
     expected_batch,
     find_liquidatable,
     liquidate,
@@ -426,6 +429,44 @@ async def test_collect_garbage_is_bounded_per_call(perps_client: Client) -> None
     assert_live_is_walked(book)
     # the three went, and were collected
     assert len(book.walked_slots(Side.LONG)) == len(book.live_slots(Side.LONG)) == 0
+
+
+async def test_collect_garbage_by_header_as_the_bot_runs_it(perps_client: Client) -> None:
+    """The bot's options: a dry run that sends nothing, a bound per call, a callback per transaction, timed calls."""
+    c = perps_client
+    setup = await start(c, traders=2, params=MarketParams(price_band_bps=5000))
+    await open_many(c, setup, [(0, Side.LONG, 10, 150), (1, Side.LONG, 8, 100), (0, Side.LONG, 5, 60)])
+    await liquidate_as_modelled(c, setup, 70 * UNIT)
+    m = await c.fetch_market(setup.market)
+    items = (await c.fetch_book(setup.market)).garbage_items()
+    assert items >= 3
+    headers: list[BookHeader] = []
+    calls: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def timed(method: str) -> AsyncIterator[None]:
+        calls.append(method)
+        yield
+
+    def dry_run(header: BookHeader) -> bool:
+        headers.append(header)
+        return False
+
+    assert await collect_garbage_by_header(c, m.address, book=m.book, max_nodes=1, on_garbage=dry_run,
+                                           rpc_context=timed) == []  # fmt: skip
+    assert [h.garbage_count for h in headers] == [3] and calls == ["getAccountInfo"]
+    with pytest.raises(InvalidInput):
+        await collect_garbage_by_header(c, m.address, max_nodes=1)  # an address needs its book
+    landed: list[TxResult] = []
+    calls.clear()
+    sent = await collect_garbage_by_header(c, m.address, book=m.book, max_nodes=1, max_transactions=2,
+                                           on_sent=landed.append, rpc_context=timed)  # fmt: skip
+    assert len(sent) == 2 and landed == sent
+    assert calls == ["getAccountInfo", "sendTransaction"] * 2  # the bound reached: no third header read
+    rest = await collect_garbage_by_header(c, m, max_nodes=1, on_sent=landed.append)
+    assert len(rest) == items - 2 and landed == sent + rest
+    assert (await c.fetch_book_header(m.book)).garbage == 0
+    assert await collect_garbage_by_header(c, m, max_nodes=1) == []
 
 
 async def test_liquidate_without_a_reward_account_says_so(perps_client: Client) -> None:

@@ -37,13 +37,15 @@ from solders.pubkey import Pubkey
 
 from perpkit import instructions as ix
 from perpkit import program_errors
+from perpkit.accounts import BookHeader
+from perpkit.backends.base import TxResult
 from perpkit.client import Client
 from perpkit.crank import (
     DEFAULT_GC_BATCH,
-    GC_COMPUTE_LIMIT,
     LIQUIDATE_COMPUTE_LIMIT,
     LiquidationBatch,
     clear_liquidated,
+    collect_garbage_by_header,
     compute_limit,
     decode_batches,
 )
@@ -53,11 +55,11 @@ from perpkit.localnet.launcher import DEFAULT_CLI_KEYPAIR, read_keypair
 from perpkit.spl_token import associated_token_address
 
 GC_MAX_TRANSACTIONS = 64
+"""collect_garbage transactions per round at most (the rest waits for the next round)."""
 SIMULATE_ATTEMPTS = 3
 """Simulations of a liquidate per round, when one fails for want of a known blockhash."""
 RECONCILE_WINDOW = 90.0
 """Seconds after an unknown liquidate outcome during which rounds look for landed, uncounted liquidates."""
-"""collect_garbage transactions per round at most (the rest waits for the next round)."""
 QUOTE_DECIMALS = 6
 _SIGNATURE = re.compile(r"\b([1-9A-HJ-NP-Za-km-z]{64,88})\b")
 
@@ -464,21 +466,22 @@ class Bot:
             self._saw_slot(batch.slot)
 
     async def collect_garbage(self, m: MarketState) -> None:
-        """collect_garbage while the book's header (a dataSlice read) says there is garbage."""
-        for _ in range(GC_MAX_TRANSACTIONS):
-            async with self._rpc("getAccountInfo"):
-                header = await self.client.fetch_book_header(m.book)
-            if not header.garbage:
-                return
+        """collect_garbage while the book's header (a dataSlice read) says there is garbage, at most
+        GC_MAX_TRANSACTIONS a round (:func:`perpkit.crank.collect_garbage_by_header`)."""
+
+        def found(header: BookHeader) -> bool:
             m.needs_clear = True  # somebody liquidated: references to clear
             if self.config.dry_run:
                 self.log("would_collect_garbage", m.address, lists=header.garbage_count)
-                return
-            gc = ix.collect_garbage(market=m.address, book=m.book, max_nodes=self.config.gc_batch,
-                                    program_id=self.client.program_id)  # fmt: skip
-            async with self._rpc("sendTransaction"):
-                result = await self.client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT)
+                return False
+            return True
+
+        def collected(result: TxResult) -> None:
             self.log("collected_garbage", m.address, signature=result.signature, compute_units=result.compute_units)
+
+        await collect_garbage_by_header(self.client, m.address, book=m.book, max_nodes=self.config.gc_batch,
+                                        max_transactions=GC_MAX_TRANSACTIONS, on_garbage=found, on_sent=collected,
+                                        rpc_context=self._rpc)  # fmt: skip
 
     async def clear(self, m: MarketState) -> None:
         """Clear references to liquidated positions (the lowest priority: runs beside the rounds)."""

@@ -7,6 +7,7 @@ loop around :func:`crank_once`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -16,7 +17,7 @@ from solders.pubkey import Pubkey
 
 from perpkit import instructions as ix
 from perpkit import program_errors, risk
-from perpkit.accounts import Market, PositionRef, decode_users
+from perpkit.accounts import BookHeader, Market, PositionRef, decode_users
 from perpkit.backends.base import TxResult
 from perpkit.book import Book
 from perpkit.client import Client
@@ -231,14 +232,44 @@ async def crank_once(client: Client, market: Pubkey, *, cranker_token: Pubkey | 
 
 
 async def collect_garbage_by_header(
-    client: Client, market: Market, *, max_nodes: int = DEFAULT_GC_BATCH
+    client: Client,
+    market: Market | Pubkey,
+    *,
+    book: Pubkey | None = None,
+    max_nodes: int = DEFAULT_GC_BATCH,
+    max_transactions: int | None = None,
+    on_garbage: Callable[[BookHeader], bool] | None = None,
+    on_sent: Callable[[TxResult], None] | None = None,
+    rpc_context: Callable[[str], AbstractAsyncContextManager[object]] | None = None,
 ) -> list[TxResult]:
     """Collect garbage while the book's header (a ``dataSlice`` of its first bytes, not the 8.5 MiB) says
-    there is some: one header read when there is none."""
+    there is some: one header read when there is none.  The transactions sent.
+
+    ``market``: the market as read, or its address with ``book`` its book's.  At most ``max_transactions``
+    (None: no bound; the rest waits for the next call).  ``on_garbage`` is called with each header that
+    shows garbage, before the transaction: False sends nothing more (a dry run, a stop).  ``on_sent`` is
+    called after each transaction that landed.  Each call to the endpoint (``getAccountInfo`` for a
+    header, ``sendTransaction``) runs inside ``rpc_context(method)`` when given: to time them.
+    """
+    if isinstance(market, Market):
+        address, book = market.address, market.book
+    elif book is None:
+        raise InvalidInput("collect_garbage_by_header: give the market as read, or book= with its address")
+    else:
+        address = market
+    within = rpc_context or (lambda _method: nullcontext())
+    gc = ix.collect_garbage(market=address, book=book, max_nodes=max_nodes, program_id=client.program_id)
     sent: list[TxResult] = []
-    gc = ix.collect_garbage(market=market.address, book=market.book, max_nodes=max_nodes, program_id=client.program_id)
-    while (await client.fetch_book_header(market.book)).garbage:
-        sent.append(await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT))
+    while max_transactions is None or len(sent) < max_transactions:
+        async with within("getAccountInfo"):
+            header = await client.fetch_book_header(book)
+        if not header.garbage or (on_garbage is not None and not on_garbage(header)):
+            break
+        async with within("sendTransaction"):
+            result = await client.send([gc], compute_unit_limit=GC_COMPUTE_LIMIT)
+        sent.append(result)
+        if on_sent is not None:
+            on_sent(result)
     return sent
 
 
