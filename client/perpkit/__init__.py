@@ -7,10 +7,12 @@ SDK's imports (numpy, the clients) at start-up.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+# Neither typing nor importlib at import (typing alone is 10 ms): `perpkit` runs before the command line's
+# Ctrl-C handler is installed (perpkit.cli), so the less it does the better.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from perpkit.accounts import BookHeader, Market, MarketParams, Oracle, PositionRef, User, book_account_size
     from perpkit.backends import Backend, ChainClock, LiteSvmBackend, ReturnData, TxError, TxResult
     from perpkit.book import Book
@@ -111,6 +113,8 @@ def __getattr__(name: str) -> Any:
         module, attribute = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'perpkit' has no attribute {name!r}") from None
+    import importlib
+
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value

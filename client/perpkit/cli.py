@@ -1,10 +1,34 @@
 """The ``perpkit`` command line."""
 
+# ruff: noqa: E402 (the Ctrl-C handler is installed before the imports)
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import sys
+
+
+def _interrupted_at_start(signum: int, frame: object) -> None:
+    os.write(2, b"perpkit: error: interrupted\n")
+    raise SystemExit(130)
+
+
+def _started_as_command() -> bool:
+    """Whether this process is the ``perpkit`` command (console script, ``python -m perpkit[.cli]``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:  # python -m: this module as __main__ (not a second import of it), or the package
+        return (spec.name == "perpkit.cli" and __name__ == "__main__") or spec.name == "perpkit.__main__"
+    name = os.path.basename(getattr(main, "__file__", None) or "")
+    return name.removesuffix("-script.py").removesuffix(".exe") == "perpkit"
+
+
+# Ctrl-C before main()'s try (the imports below and the commands' own take a tenth of a second) is the one
+# line too, not a traceback: the first thing the command does.  main() hands SIGINT back to Python's handler.
+if _started_as_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -362,7 +386,15 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, started
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_at_start:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here, KeyboardInterrupt is caught
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _main(arguments: list[str]) -> int:
     if arguments[:1] == ["crank"] and "--once" not in arguments:
         # the long-running bot parses its own options (perpkit.bot), imported only for it: --help stays fast
         from perpkit.bot import main as bot_main
