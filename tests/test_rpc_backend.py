@@ -254,3 +254,21 @@ async def test_a_simulation_is_one_call(proxy: tuple[FaultyProxy, str]) -> None:
         assert (await client.fetch_oracle(oracle)).price == 5  # a simulation changes nothing
     finally:
         await client.close()
+
+
+async def test_a_server_that_is_not_a_solana_endpoint_is_a_named_error() -> None:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="a web page")
+
+    app = web.Application()
+    app.router.add_get("/", page)  # a POST gets 405
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        with pytest.raises(RpcUnavailable, match=r"does not answer as a Solana JSON-RPC endpoint \(HTTP 405\)"):
+            await RpcBackend.connect(url, retry=FAST)
+    finally:
+        await runner.cleanup()

@@ -174,9 +174,15 @@ class RpcBackend:
         try:
             await backend._with_retries(backend.client.get_version)
             backend.supports_clock_control = await backend._has_time_travel()
-        except Exception:
+        except PerpkitError:
             await backend.close()
             raise
+        except Exception as exc:  # not a Solana JSON-RPC endpoint (HTTP 404/405, not JSON...): say so, typed
+            await backend.close()
+            cause = exc.__cause__ if isinstance(exc, SolanaRpcException) and exc.__cause__ else exc
+            status = getattr(getattr(cause, "response", None), "status_code", None)
+            reason = f"HTTP {status}" if status is not None else (str(cause) or type(cause).__name__)
+            raise RpcUnavailable(f"{url} does not answer as a Solana JSON-RPC endpoint ({reason})") from exc
         return backend
 
     async def close(self) -> None:
