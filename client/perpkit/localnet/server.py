@@ -118,6 +118,14 @@ class LocalnetServer:
             return (
                 None if "id" not in item else _error(request_id, RpcError(INTERNAL_ERROR, "Internal error", str(exc)))
             )
+        except BaseException as exc:
+            # A Rust panic inside LiteSVM reaches Python as pyo3's PanicException, a BaseException: answer
+            # it as the request's error instead of dropping the connection (which clients retry, in vain).
+            if type(exc).__name__ != "PanicException":
+                raise
+            log.error("the runtime panicked in %s: %s", method, exc)
+            message = f"the runtime (LiteSVM) panicked: {exc}"
+            return None if "id" not in item else _error(request_id, RpcError(INTERNAL_ERROR, message))
         if "id" not in item:
             return None  # a notification gets no answer
         return {"jsonrpc": "2.0", "result": result, "id": request_id}
