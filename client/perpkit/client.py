@@ -152,6 +152,16 @@ class Client:
             compute_unit_price=compute_unit_price,
         )
 
+    def for_program(self, program_id: Pubkey) -> Client:
+        """A client of another deployment of the program (``program_id``) over the same backend and payer,
+        with the same defaults and :attr:`on_sent` listeners (the list itself: a listener added to either
+        hears both).  Closing either closes the shared backend."""
+        other = Client(self.backend, self.payer, program_id=program_id, compute_unit_limit=self.compute_unit_limit,
+                       compute_unit_price=self.compute_unit_price)  # fmt: skip
+        other.runtime_description = self.runtime_description
+        other.on_sent = self.on_sent
+        return other
+
     async def __aenter__(self) -> Client:
         return self
 
@@ -358,6 +368,10 @@ class Client:
 
     async def token_balance(self, token_account: Pubkey) -> int:
         return spl_token.token_amount(await self.account_data(token_account, "token account"))
+
+    async def rent_exempt_minimum(self, size: int) -> int:
+        """The lamports an account of ``size`` bytes must hold to be rent-exempt."""
+        return await self.backend.minimum_balance_for_rent_exemption(size)
 
     async def create_account_instruction(
         self, new_account: Pubkey, space: int, owner: Pubkey, payer: Pubkey | None = None

@@ -1,10 +1,10 @@
-"""SPL Token instructions perpkit needs around a market: mints, accounts, minting, balances."""
+"""SPL Token instructions perpkit needs around a market: mints, accounts, minting, burning, closing, balances."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
 
@@ -39,6 +39,8 @@ __all__ = [
     "TOKEN_ACCOUNT_SIZE",
     "TOKEN_PROGRAM_ID",
     "associated_token_address",
+    "burn_instruction",
+    "close_account_instruction",
     "create_associated_account_instruction",
     "initialize_mint_instruction",
     "mint_to_instruction",
@@ -74,6 +76,30 @@ def mint_to_instruction(*, mint: Pubkey, destination: Pubkey, authority: Pubkey,
     _, MintToParams = _params()
     return mint_to(
         MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint, dest=destination, mint_authority=authority, amount=amount)
+    )
+
+
+# Burn and CloseAccount are built here rather than through spl.token.instructions: their
+# parameter classes moved between solana-py 0.36 and 0.41 (see _params), and each is a fixed
+# layout of one tag byte (plus a u64 for Burn) over three accounts.
+_BURN, _CLOSE_ACCOUNT = 8, 9
+
+
+def burn_instruction(*, account: Pubkey, mint: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+    """Burn ``amount`` atoms from ``account`` (its ``owner`` signs)."""
+    return Instruction(
+        TOKEN_PROGRAM_ID,
+        bytes([_BURN]) + amount.to_bytes(8, "little"),
+        [AccountMeta(account, False, True), AccountMeta(mint, False, True), AccountMeta(owner, True, False)],
+    )
+
+
+def close_account_instruction(*, account: Pubkey, destination: Pubkey, owner: Pubkey) -> Instruction:
+    """Close an empty token ``account``; its rent goes to ``destination`` (its ``owner`` signs)."""
+    return Instruction(
+        TOKEN_PROGRAM_ID,
+        bytes([_CLOSE_ACCOUNT]),
+        [AccountMeta(account, False, True), AccountMeta(destination, False, True), AccountMeta(owner, True, False)],
     )
 
 
