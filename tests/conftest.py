@@ -125,3 +125,26 @@ def native() -> Iterator[Driver]:
     driver = Driver(str(PROGRAM_DIR / "build" / "native" / "perps_native"))
     yield driver
     driver.close()  # leak check at exit
+
+
+STAND_IN_TEST_VALIDATOR = """#!{python}
+# Stand-in for solana-test-validator: accepts its flags, serves perpkit localnet instead.
+import os, sys
+args = sys.argv[1:]
+assert args[0] == "--reset" and "--ledger" in args and os.path.isdir(args[args.index("--ledger") + 1]), args
+i = args.index("--upgradeable-program")
+assert args[i + 3] == "none", args
+port = args[args.index("--rpc-port") + 1]
+os.execv(sys.executable, [sys.executable, "-m", "perpkit.cli", "localnet", "--port", port,
+         "--program-id", args[i + 1], "--program", args[i + 2], "--no-default-payer"])
+"""
+
+
+def stand_in_test_validator(directory: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put a ``solana-test-validator`` on PATH (in ``directory``) that checks the flags perpkit's launcher
+    gives and serves ``perpkit localnet`` on the requested port: what CI can run in its place."""
+    binary = directory / "solana-test-validator"
+    binary.write_text(STAND_IN_TEST_VALIDATOR.format(python=sys.executable))
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return binary

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import require_tool
+from conftest import require_tool, stand_in_test_validator
 from solana.constants import LAMPORTS_PER_SOL
 from solders.keypair import Keypair
 
@@ -103,24 +103,8 @@ def test_missing_test_validator_is_said_plainly(monkeypatch: pytest.MonkeyPatch,
     assert "perpkit: error: solana-test-validator is not on PATH" in result.stderr
 
 
-STAND_IN = """#!{python}
-# Stand-in for solana-test-validator: accepts its flags, serves perpkit localnet instead.
-import os, sys
-args = sys.argv[1:]
-assert args[0] == "--reset" and "--ledger" in args and os.path.isdir(args[args.index("--ledger") + 1]), args
-i = args.index("--upgradeable-program")
-assert args[i + 3] == "none", args
-port = args[args.index("--rpc-port") + 1]
-os.execv(sys.executable, [sys.executable, "-m", "perpkit.cli", "localnet", "--port", port,
-         "--program-id", args[i + 1], "--program", args[i + 2], "--no-default-payer"])
-"""
-
-
 async def test_launcher_runs_the_validator_it_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    binary = tmp_path / "solana-test-validator"
-    binary.write_text(STAND_IN.format(python=sys.executable))
-    binary.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    stand_in_test_validator(tmp_path, monkeypatch)
     # the stand-in serves perpkit localnet: the build its LiteSVM runs
     program = embedded_runtime().program_path()
     with TestValidator(program_id=PROGRAM_ID, program=program, rpc_port=18_977) as validator:

@@ -42,6 +42,8 @@ DEPOSIT = 1_000 * UNIT
 TRADER_LAMPORTS = 50_000_000
 """SOL sent to each trader (0.05): the rent of its user account; what is left is returned at the end."""
 AIRDROP_LAMPORTS = 1_000_000_000
+RUN_LAMPORTS = 200_000_000
+"""SOL a run needs besides the program's rent (0.2): fees, the accounts' rent, the traders' SOL."""
 LONG = (10 * UNIT, 51 * UNIT)
 """The long that the crash liquidates: 10 units at 100 on 51 of collateral (about 20x)."""
 SHORT = (5 * UNIT, 250 * UNIT)
@@ -49,33 +51,12 @@ SHORT = (5 * UNIT, 250 * UNIT)
 
 
 def _recording_client(backend: Backend, payer: Keypair, program_id: Pubkey, signatures: list[str]) -> Client:
-    """A Client that appends the signature of every transaction it sends (sent or refused) to ``signatures``."""
-    from solders.instruction import Instruction
-
-    from perpkit.backends.base import TxResult
+    """A Client that appends the signature of every transaction it sends (landed or refused) to ``signatures``."""
     from perpkit.client import Client
 
-    class RecordingClient(Client):
-        async def send(
-            self,
-            instructions: Sequence[Instruction],
-            signers: Sequence[Keypair] = (),
-            *,
-            compute_unit_limit: int | None = None,
-            compute_unit_price: int | None = None,
-        ) -> TxResult:
-            try:
-                result = await super().send(instructions, signers, compute_unit_limit=compute_unit_limit,
-                                            compute_unit_price=compute_unit_price)  # fmt: skip
-            except Exception as exc:
-                signature = getattr(exc, "signature", None)
-                if isinstance(signature, str) and signature:
-                    signatures.append(signature)
-                raise
-            signatures.append(result.signature)
-            return result
-
-    return RecordingClient(backend, payer, program_id=program_id)
+    client = Client(backend, payer, program_id=program_id)
+    client.on_sent.append(lambda result: signatures.append(result.signature))
+    return client
 
 
 @dataclass
@@ -104,6 +85,12 @@ class Run:
     run_id: int
     pyth_feed: str | None
     wallets: list[Pubkey]
+    deploy: Path | None = None
+    """The program file to deploy first (None: use the program at the client's program id)."""
+    keep_program: bool = False
+    say: Callable[[str], None] = lambda _: None
+    """Progress lines (stderr on a terminal, nowhere otherwise)."""
+    deployed: Pubkey | None = None
     created: list[Pubkey] = field(default_factory=list)
     """Accounts this run created: the rent they hold is locked."""
     traders: list[Keypair] = field(default_factory=list)
@@ -114,6 +101,8 @@ class Run:
     positions: dict[str, Any] = field(default_factory=dict)
     returned: int = 0
     """Lamports the traders sent back to the payer at the end."""
+    reclaimed: int = 0
+    """Rent the run got back by closing accounts it created (token accounts, the deployed program)."""
 
     def need(self, value: Pubkey | None) -> Pubkey:
         if value is None:
@@ -127,6 +116,41 @@ class Run:
 
 
 # -- the steps --------------------------------------------------------------------------------------------
+async def _deploy(run: Run) -> str:
+    from solders.keypair import Keypair
+
+    from perpkit.deploy import deploy_program, programdata_address
+    from perpkit.errors import TransactionFailed
+
+    assert run.deploy is not None
+    c = run.client
+    files = [run.deploy]
+    if run.deploy == _bundled(3):  # a cluster that predates SBPFv3 refuses it at deploy: then the v0 build
+        files.append(_bundled(0))
+    refusals: list[str] = []
+    for path in files:
+        program = Keypair()
+        data = path.read_bytes()
+
+        def progress(done: int, total: int, name: str = path.name) -> None:
+            if done % 20 == 0 or done == total:
+                run.say(f"  deploying {name}: {done}/{total} transactions")
+
+        try:
+            deployment = await deploy_program(c, data, program, max_data_len=len(data), progress=progress)
+        except TransactionFailed as exc:
+            refusals.append(f"{path.name}: {exc}")
+            continue
+        run.created.extend([deployment.buffer, program.pubkey(), programdata_address(program.pubkey())])
+        run.deployed = program.pubkey()
+        run.client = c.for_program(program.pubkey())
+        tried = f" ({'; '.join(refusals)}; then {path.name})" if refusals else ""
+        return (
+            f"{path.name} ({len(data):,} bytes) at {program.pubkey()} in {deployment.transactions} transactions{tried}"
+        )
+    raise SmokeCheckFailed(f"the loader refused every build: {'; '.join(refusals)}")
+
+
 async def _mint(run: Run) -> str:
     from perpkit.testing import create_mint
 
@@ -292,18 +316,46 @@ async def _close(run: Run) -> str:
 async def _reclaim(run: Run) -> str:
     from solders.system_program import TransferParams, transfer
 
-    c = run.client
+    from perpkit import spl_token
+    from perpkit.deploy import close_program
+
+    c, mint = run.client, run.need(run.mint)
+    payer = c.payer.pubkey()
+    owned = [(t, spl_token.associated_token_address(t.pubkey(), mint)) for t in run.traders]
+    if run.payer_token is not None:
+        owned.append((c.payer, run.payer_token))
+    closed = 0
+    for owner, token in owned:  # burn the test tokens, then close the account: its rent comes back
+        account = await c.account(token)
+        if account is None:
+            continue
+        amount = spl_token.token_amount(bytes(account.data))
+        steps = (
+            [spl_token.burn_instruction(account=token, mint=mint, owner=owner.pubkey(), amount=amount)]
+            if amount
+            else []
+        )
+        steps.append(spl_token.close_account_instruction(account=token, destination=payer, owner=owner.pubkey()))
+        await c.send(steps, [owner])
+        run.reclaimed += account.lamports
+        closed += 1
     balances = await run.lamports([t.pubkey() for t in run.traders])
     for trader in run.traders:
         lamports = balances[trader.pubkey()]
         if lamports:
-            back = transfer(TransferParams(from_pubkey=trader.pubkey(), to_pubkey=c.payer.pubkey(), lamports=lamports))
+            back = transfer(TransferParams(from_pubkey=trader.pubkey(), to_pubkey=payer, lamports=lamports))
             await c.send([back], [trader])
             run.returned += lamports
-    return (f"{run.returned / 1e9:.6f} SOL returned from the traders; rent stays locked (perpkit.spl_token has no "
-            f"CloseAccount and the program no close for users, markets or oracles)")  # fmt: skip
+    said = [f"{closed} token accounts closed", f"{run.returned / 1e9:.6f} SOL returned from the traders"]
+    if run.deployed is not None and not run.keep_program:
+        run.reclaimed += await close_program(c, run.deployed)
+        said.append(f"program {run.deployed} closed")
+    said.append(f"{run.reclaimed / 1e9:.6f} SOL of rent reclaimed; the mint, the market's accounts and the users' "
+                "stay (SPL Token cannot close a mint, the program has no close instruction)")  # fmt: skip
+    return "; ".join(said)
 
 
+DEPLOY_STEP: tuple[str, Callable[[Run], Awaitable[str]]] = ("deploy program", _deploy)
 STEPS: list[tuple[str, Callable[[Run], Awaitable[str]]]] = [
     ("create quote mint", _mint),
     ("create oracle", _oracle),
@@ -330,6 +382,7 @@ async def _run_steps(run: Run, steps: list[tuple[str, Callable[[Run], Awaitable[
         if failed:
             step.error = "skipped"
             continue
+        run.say(f"perpkit smoke: {name}...")
         known = [run.client.payer.pubkey(), *run.wallets, *run.created]
         before = await run.lamports(known)
         tracked_before = len(run.created)
@@ -357,21 +410,34 @@ async def _run_steps(run: Run, steps: list[tuple[str, Callable[[Run], Awaitable[
 
 
 # -- the command ---------------------------------------------------------------------------------------------
+def _bundled(sbpf_version: int) -> Path:
+    from perpkit.resources import program_path
+
+    return program_path(sbpf_version)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``perpkit smoke``'s options."""
     parser.description = (
         "A scripted end-to-end check of a cluster: mint, oracle, market, pool, two traders, a 20x long and a "
         "2x short, a price move, a crank round (liquidate, collect garbage, clear), the checks (the long cut, "
-        "the short live, the cranker's reward, SPEC 7 conservation), closing and withdrawing. It uses the "
-        "program already deployed at --program-id: deploying is out of scope for now. Each run makes a fresh "
-        "market, so reruns never collide. Exit 0 only when every check held."
+        "the short live, the cranker's reward, SPEC 7 conservation), closing and withdrawing, and reclaiming "
+        "rent. It first deploys the bundled program at a fresh address (closed again at the end), or uses the "
+        "one deployed at --program-id. Each run makes a fresh market, so reruns never collide. Exit 0 only "
+        "when every check held."
     )
     parser.add_argument("--url", default="http://127.0.0.1:8899", help="JSON-RPC endpoint (default: %(default)s)")
     parser.add_argument("--keypair", type=Path, default=DEFAULT_KEYPAIR,
                         help=f"keypair that pays fees and rent (default: {DEFAULT_KEYPAIR})")  # fmt: skip
     parser.add_argument("--program-id", default=None,
-                        help="the deployed perps program (default: the IDL's PROGRAM_ID)")  # fmt: skip
-    parser.add_argument("--airdrop", action="store_true", help="ask the faucet for 1 SOL first (devnet, localnet)")
+                        help="use the perps program deployed there instead of deploying one")  # fmt: skip
+    parser.add_argument("--program-file", type=Path, default=None,
+                        help="the build to deploy (default: the bundled SBPFv3 perps.so, then perps-v0.so if the "
+                             "cluster's loader refuses v3)")  # fmt: skip
+    parser.add_argument("--keep-program", action="store_true",
+                        help="leave the deployed program (default: close it and reclaim its rent)")  # fmt: skip
+    parser.add_argument("--airdrop", action="store_true",
+                        help="ask the faucet for SOL first: 2 when deploying, else 1 (devnet, localnet)")  # fmt: skip
     parser.add_argument("--pyth-feed", choices=PYTH_FEEDS, default=None,
                         help="also make a market on that sponsored Pyth feed and read it (devnet)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -405,33 +471,53 @@ async def _run(args: argparse.Namespace) -> int:
     from perpkit.idl import PROGRAM_ID
     from perpkit.keyfile import load_keypair
 
+    deploy: Path | None = None
     if args.program_id is None:
         program_id = PROGRAM_ID
+        deploy = Path(args.program_file).expanduser() if args.program_file else _bundled(3)
+        if not deploy.is_file():
+            raise InvalidInput(f"--program-file {deploy} is not a file")
     else:
+        if args.program_file is not None:
+            raise InvalidInput("--program-file deploys a program and --program-id uses a deployed one: pass one")
         try:
             program_id = Pubkey.from_string(str(args.program_id))
         except ValueError:
             raise InvalidInput(f"--program-id {args.program_id} is not a base58 public key") from None
     payer = load_keypair(Path(args.keypair).expanduser())
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if sys.stderr.isatty() else (lambda _: None)
     started = time.perf_counter()
     backend = await RpcBackend.connect(args.url)
     signatures: list[str] = []
     client = _recording_client(backend, payer, program_id, signatures)
     try:
-        program = await client.account(program_id)
-        if program is None or not program.executable:
-            raise InvalidInput(f"no program deployed at {program_id} on {args.url}: deploy it first "
-                               "(perpkit smoke does not deploy), or pass --program-id")  # fmt: skip
+        if deploy is None:
+            program = await client.account(program_id)
+            if program is None or not program.executable:
+                raise InvalidInput(f"no program deployed at {program_id} on {args.url}: drop --program-id to "
+                                   "deploy one, or pass the right id")  # fmt: skip
         if args.airdrop:
-            await client.airdrop(payer.pubkey(), AIRDROP_LAMPORTS)
+            await client.airdrop(payer.pubkey(), 2 * AIRDROP_LAMPORTS if deploy else AIRDROP_LAMPORTS)
         start_lamports = await _lamports(client, payer.pubkey())
         if start_lamports == 0:
             raise InvalidInput(f"the keypair {payer.pubkey()} has no SOL on {args.url}: pass --airdrop, "
                                "or `perpkit airdrop 1`")  # fmt: skip
-        run = Run(client, signatures, await _fresh_id(client, payer.pubkey()), args.pyth_feed, [])
+        if deploy is not None:
+            from perpkit.deploy import PROGRAMDATA_METADATA_SIZE
+
+            size = PROGRAMDATA_METADATA_SIZE + deploy.stat().st_size
+            need = await client.rent_exempt_minimum(size) + RUN_LAMPORTS
+            if start_lamports < need:
+                raise InvalidInput(f"the keypair {payer.pubkey()} has {start_lamports / 1e9:.4f} SOL on {args.url}; "
+                                   f"deploying and running needs about {need / 1e9:.2f}: pass --airdrop, or "
+                                   "--program-id to use a deployed program")  # fmt: skip
+        run = Run(client, signatures, await _fresh_id(client, payer.pubkey()), args.pyth_feed, [],
+                  deploy=deploy, keep_program=args.keep_program, say=say)  # fmt: skip
         steps = list(STEPS)
         if args.pyth_feed:
             steps.insert(3, (f"pyth market ({args.pyth_feed})", _pyth))
+        if deploy is not None:
+            steps.insert(0, DEPLOY_STEP)
         done = await _run_steps(run, steps)
         end_lamports = await _lamports(client, payer.pubkey())
         locked = sum((await run.lamports(run.created)).values())
@@ -479,7 +565,7 @@ def _report(
             "signatures": sum(len(s.signatures) for s in steps),
             "fees_lamports": sum(fees),
             "rent_locked_lamports": locked,
-            "rent_reclaimed_lamports": 0,
+            "rent_reclaimed_lamports": run.reclaimed,
             "returned_lamports": run.returned,
             "accounts_created": len(run.created),
             "payer_spent_lamports": start - end,
