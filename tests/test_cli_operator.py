@@ -173,3 +173,23 @@ def test_the_parser_spells_what_the_sdk_defines() -> None:
 
     assert tuple(f.name for f in dataclasses.fields(MarketParams)) == MARKET_PARAM_NAMES
     assert tuple(FEATURE_CHOICES) == tuple(RUNTIME_FEATURES)
+
+
+def test_a_slow_command_shows_progress_on_stderr_and_a_fast_one_does_not(url: str) -> None:
+    # the fault proxy stalls getProgramAccounts 1.5 s: longer than progress's 1 s
+    faults = '{"stall": 1.0, "stall_seconds": 1.5, "methods": ["getProgramAccounts"]}'
+    proxy = subprocess.Popen([sys.executable, "-m", "perpkit.localnet.faults", url], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PERPKIT_FAULTS": faults})  # fmt: skip
+    try:
+        assert proxy.stdout is not None
+        slow_url = found(r"fault proxy (\S+) ->", proxy.stdout.readline())
+        slow = perpkit("market", "list", "--url", slow_url, ok=False)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+    assert slow.returncode == 0, slow.stderr
+    progress = r"  waiting for the chain\.\.\.\n  waiting for the chain: \d+\.\d s\n"
+    assert re.fullmatch(progress, slow.stderr), slow.stderr
+    assert "market(s) of program" in slow.stdout and "waiting" not in slow.stdout
+    fast = perpkit("market", "list", "--url", url)  # stderr empty: asserted by perpkit()
+    assert "market(s) of program" in fast.stdout and "waiting" not in fast.stdout

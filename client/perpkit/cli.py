@@ -126,12 +126,15 @@ async def crank(args: argparse.Namespace) -> None:
     from perpkit.crank import crank_once
     from perpkit.idl import PROGRAM_ID
     from perpkit.keyfile import load_keypair
+    from perpkit.operator import note, progress
 
     cranker = load_keypair(args.keypair)
-    client = await Client.connect(args.url, payer=cranker, program_id=args.program_id or PROGRAM_ID)
+    async with progress(note, f"connecting to {args.url}"):
+        client = await Client.connect(args.url, payer=cranker, program_id=args.program_id or PROGRAM_ID)
     try:
         _say(f"perpkit crank: market {args.market} on {args.url}, cranker {cranker.pubkey()}")
-        done = await crank_once(client, args.market, cranker_token=args.cranker_token)
+        async with progress(note, "cranking"):
+            done = await crank_once(client, args.market, cranker_token=args.cranker_token)
         if done.liquidation is None:
             _say("  nothing to liquidate (simulation said NothingToLiquidate); nothing sent")
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -37,6 +38,11 @@ CONNECT_ATTEMPTS = 3
 def units(atoms: int, decimals: int = DECIMALS) -> str:
     """Atoms as whole units with every decimal: ``64_250_500_000`` -> ``64,250.500000``."""
     return f"{Decimal(atoms).scaleb(-decimals):,.{decimals}f}"
+
+
+def note(message: str) -> None:
+    """A progress line: on stderr, so that stdout holds only the command's result."""
+    print(message, file=sys.stderr, flush=True)
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +84,7 @@ class Session:
         from perpkit.idl import PROGRAM_ID
 
         payer = load_keypair(args.keypair) if signer else Keypair()
-        async with progress(say, f"connecting to {args.url}"):
+        async with progress(note, f"connecting to {args.url}"):
             try:
                 backend = await RpcBackend.connect(args.url, retry=RetryPolicy(attempts=CONNECT_ATTEMPTS))
             except RpcUnavailable as exc:
@@ -119,7 +125,7 @@ async def run(command: Callable[[Session, argparse.Namespace], Any], args: argpa
     """Open a session, run ``command`` in it, and turn a fee payer without SOL into its one-line error."""
     session = await Session.open(args, say, signer=signer)
     try:
-        async with progress(say, "waiting for the chain"):
+        async with progress(note, "waiting for the chain"):
             await command(session, args)
     except TransactionFailed as exc:
         raise await session.explain(exc) from None
