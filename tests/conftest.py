@@ -19,7 +19,7 @@ PROGRAM_DIR = ROOT / "program"
 TOOLS_DIR = PROGRAM_DIR / "tools"
 sys.path.insert(0, str(TOOLS_DIR))
 
-pytest_plugins = ["perpkit.pytest_plugin", "pytester"]
+pytest_plugins = ["pytester"]
 
 STRICT = os.environ.get("PERPKIT_STRICT") == "1"
 """In CI every tool must be present: a missing one fails instead of skipping."""

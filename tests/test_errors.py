@@ -1,6 +1,6 @@
 """One error family: every exception the SDK raises is in ``perpkit.errors``, the same on both backends.
 
-The scenario tests run on each backend that ``--backend`` selects (``all``:
+The scenario tests run on each backend that ``--perps-backend`` selects (``all``:
 the embedded runtime and JSON-RPC); each asserts the exact class, so a backend
 that raised a subclass, a builtin or a solana-py exception would fail it.
 """
@@ -20,6 +20,7 @@ from perpkit import errors, program_errors
 from perpkit import instructions as ix
 from perpkit.client import Client
 from perpkit.errors import AccountNotFound, AirdropFailed, InvalidInput, PerpkitError, ProgramError, TransactionFailed
+from perpkit.pytest_plugin import perps_option
 
 PACKAGE = Path(errors.__file__).resolve().parent
 
@@ -78,7 +79,7 @@ async def test_a_failed_airdrop_is_airdrop_failed(perps_client: Client, request:
     assert message.startswith(f"airdrop of {lamports} lamports to {address} failed: ")
     assert isinstance(caught.value, TransactionFailed)  # what the RPC backend raised before
     assert caught.value.address == address and caught.value.lamports == lamports
-    if not request.config.getoption("--rpc-url"):  # both run LiteSVM's system program: the same reason
+    if not perps_option(request.config, "perps_rpc_url"):  # both run LiteSVM's system program: the same reason
         assert "custom program error" in message
 
 

@@ -328,7 +328,7 @@ def test_the_fixture_directory_holds_only_those_accounts() -> None:
     assert sorted(p.name for p in FIXTURES.glob("*.json")) == ["btc-usd.json", "sol-usd.json"]
 
 
-# -- the test double (on each backend --backend selects: the embedded runtime, perpkit localnet) ------
+# -- the test double (on each backend --perps-backend selects: the embedded runtime, perpkit localnet) ------
 async def test_pyth_feed_publishes_in_place(perps_client: Client) -> None:
     client = perps_client
     feed = PythFeed(client, FEED_IDS["BTC/USD"])

@@ -150,7 +150,7 @@ async def rpc_chain_at(url: str, programs: dict[str, Path]) -> Chain:
 
 @pytest_asyncio.fixture
 async def chain(perps_backend: str, programs: dict[str, Path], request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
-    """The programs on the backend under test (``--backend``)."""
+    """The programs on the backend under test (``--perps-backend``)."""
     if perps_backend == "litesvm":
         made = await embedded_chain(programs)
     else:
@@ -230,7 +230,7 @@ async def test_the_last_invoked_program_decides(chain: Chain) -> None:
 
 @pytest_asyncio.fixture
 async def rpc_chain(perps_rpc_url: str, programs: dict[str, Path]) -> AsyncIterator[tuple[Chain, str]]:
-    """The session's endpoint (whatever ``--backend`` says) with the programs, and its URL."""
+    """The session's endpoint (whatever ``--perps-backend`` says) with the programs, and its URL."""
     made = await rpc_chain_at(perps_rpc_url, programs)
     try:
         yield made, perps_rpc_url

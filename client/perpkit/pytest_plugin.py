@@ -1,19 +1,20 @@
 """pytest fixtures for scenarios on the perps program, on any backend.
 
-Opt in from a ``conftest.py``::
+Installed with ``pip install 'perpkit[pytest]'``, pytest loads this plugin by
+itself (the ``pytest11`` entry point): no ``conftest.py``, no ``pytest_plugins``
+line.  Unless the project configures pytest-asyncio itself, ``async def`` tests
+and fixtures run as they are (``asyncio_mode = auto``, function-scoped loops).
 
-    pytest_plugins = ["perpkit.pytest_plugin"]
+Options (each also a configuration value, then an environment variable):
 
-Options:
-
-``--backend litesvm|rpc|all``
+``--perps-backend litesvm|rpc|all`` (``perps_backend``, ``PERPS_BACKEND``)
     where tests that use ``perps_client`` run (default: ``litesvm``, the
     in-process runtime).  ``all`` runs each of them on both.
-``--rpc-url URL``
-    the endpoint for the RPC runs (implies ``--backend rpc`` unless given);
-    without it the plugin starts ``perpkit localnet`` (frozen clock) as a
-    subprocess for the whole session.
-``--payer KEYPAIR``
+``--perps-rpc-url URL`` (``perps_rpc_url``, ``PERPS_RPC_URL``)
+    the endpoint for the RPC runs (implies ``--perps-backend rpc`` unless
+    given); without it the plugin starts ``perpkit localnet`` (frozen clock)
+    as a subprocess for the whole session.
+``--perps-payer KEYPAIR`` (``perps_payer``, ``PERPS_PAYER``)
     keypair file that pays on an external endpoint (default: a new keypair
     funded by the endpoint's faucet).
 
@@ -24,6 +25,7 @@ that reason, at the moment it tries.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,25 +45,65 @@ BACKENDS = ("litesvm", "rpc")
 WS_URL = pytest.StashKey[str]()
 
 
+OPTIONS = {
+    # name: (command-line flag, environment variable, help)
+    "perps_backend": (
+        "--perps-backend",
+        "PERPS_BACKEND",
+        "run perps scenarios on the embedded runtime, over JSON-RPC, or both (default: litesvm)",
+    ),
+    "perps_rpc_url": (
+        "--perps-rpc-url",
+        "PERPS_RPC_URL",
+        "JSON-RPC endpoint for the rpc backend (default: own localnet)",
+    ),
+    "perps_payer": ("--perps-payer", "PERPS_PAYER", "keypair file paying on an external endpoint"),
+}
+BACKEND_CHOICES = ("litesvm", "rpc", "all")
+
+ASYNCIO_DEFAULTS = {"asyncio_default_fixture_loop_scope": "function"}
+"""pytest-asyncio settings the plugin supplies when the project sets none (besides ``asyncio_mode = auto``)."""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perpkit")
-    group.addoption(
-        "--backend",
-        choices=["litesvm", "rpc", "all"],
-        default=None,
-        help="run perps scenarios on the embedded runtime, over JSON-RPC, or both (default: litesvm)",
-    )
-    group.addoption("--rpc-url", default=None, help="JSON-RPC endpoint for the rpc backend (default: own localnet)")
-    group.addoption("--payer", default=None, help="keypair file paying on an external endpoint")
+    for name, (flag, env, text) in OPTIONS.items():
+        choices = list(BACKEND_CHOICES) if name == "perps_backend" else None
+        group.addoption(flag, dest=name, choices=choices, default=None, help=f"{text} [env {env}]")
+        parser.addini(name, f"default for {flag}", default=None)
 
 
+def perps_option(config: pytest.Config, name: str) -> str | None:
+    """A perps option: the command line, else the configuration value, else the environment variable."""
+    flag, env, _ = OPTIONS[name]
+    value = config.getoption(name) or config.getini(name) or os.environ.get(env) or None
+    if name == "perps_backend" and value is not None and value not in BACKEND_CHOICES:
+        raise pytest.UsageError(f"{flag}: {value!r} is not one of {', '.join(BACKEND_CHOICES)}")
+    return None if value is None else str(value)
+
+
+def _configured(config: pytest.Config, name: str) -> bool:
+    """Whether the project's configuration file (or ``-o``) sets ``name``."""
+    inicfg = getattr(config, "_inicfg", None)
+    return name in inicfg if inicfg is not None else False
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio reads its settings
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "litesvm_only: the test needs the in-process runtime")
     config.addinivalue_line("markers", "rpc_only: the test needs a JSON-RPC endpoint (e.g. it drives the CLI)")
+    perps_option(config, "perps_backend")  # a bad value is a usage error now, not at collection
+    if not config.pluginmanager.hasplugin("asyncio"):
+        return
+    if config.getoption("asyncio_mode", None) is None and not _configured(config, "asyncio_mode"):
+        config.option.asyncio_mode = "auto"
+    for name, value in ASYNCIO_DEFAULTS.items():
+        if not _configured(config, name) and not config.getini(name):
+            config._inicache[name] = value
 
 
 def selected_backends(config: pytest.Config) -> list[str]:
-    choice = config.getoption("--backend") or ("rpc" if config.getoption("--rpc-url") else "litesvm")
+    choice = perps_option(config, "perps_backend") or ("rpc" if perps_option(config, "perps_rpc_url") else "litesvm")
     return list(BACKENDS) if choice == "all" else [choice]
 
 
@@ -91,8 +133,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 @pytest.fixture(scope="session")
 def perps_rpc_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The RPC endpoint of the session: ``--rpc-url``, or a localnet server started for it."""
-    external = request.config.getoption("--rpc-url")
+    """The RPC endpoint of the session: ``--perps-rpc-url``, or a localnet server started for it."""
+    external = perps_option(request.config, "perps_rpc_url")
     if external:
         yield external
         return
@@ -114,14 +156,14 @@ def perps_ws_url(perps_rpc_url: str, request: pytest.FixtureRequest) -> str:
     return f"{scheme}://{parsed.hostname}:{parsed.port + 1}{parsed.path}"
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def perps_client(perps_backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Client]:
     """A Client with the perps program and a funded payer, on the backend under test."""
     if perps_backend == "litesvm":
         client = await Client.embedded(start_time=START_TIME)
     else:
         url = request.getfixturevalue("perps_rpc_url")
-        payer_file = request.config.getoption("--payer")
+        payer_file = perps_option(request.config, "perps_payer")
         if payer_file:
             from perpkit.localnet.launcher import read_keypair
 
