@@ -202,3 +202,15 @@ class NoSolForFees(PerpkitError):
 
 class SmokeCheckFailed(PerpkitError):
     """A check of ``perpkit smoke`` that did not hold: the step's reason."""
+
+
+class MissingDependency(PerpkitError, ImportError):
+    """An optional dependency is not installed; the message says which extra to install."""
+
+
+class InvalidScenario(InvalidInput):
+    """A scenario file that cannot be run: the message names the file, the key and what is wrong."""
+
+
+class ScenarioMismatch(PerpkitError, AssertionError):
+    """A scenario step where the program did not do what the reference model predicted."""
