@@ -9,13 +9,12 @@ from pathlib import Path
 from perpkit.cli import main
 
 
-def test_demo_prints_market_and_oracle(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["demo"]) == 0
+def test_demo_prints_the_scenario_summary(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In-process; tests/test_scenario_cli.py runs it as a command, with the plots."""
+    assert main(["demo", "--out", str(tmp_path), "--no-plots", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "price 64,250.000000" in out
-    assert "capacity 1024 positions" in out
-    assert "oracle now 63,980.000000" in out
-    assert "Unauthorized (6015)" in out
+    assert "scenario crash (seed " in out and "positions were liquidated" in out
+    assert (tmp_path / "summary.md").is_file() and not list(tmp_path.glob("*.png"))
 
 
 def test_demo_with_a_bad_program_file(tmp_path: Path) -> None:

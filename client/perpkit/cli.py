@@ -39,9 +39,7 @@ from perpkit.cli_args import MARKET_PARAM_NAMES, amount, param_setting, position
 from perpkit.keyfile import DEFAULT_KEYPAIR
 
 if TYPE_CHECKING:
-    from solders.pubkey import Pubkey
-
-    from perpkit.runtime import Features
+    pass
 
 # The SDK, solders, aiohttp and the localnet are imported by the commands that use them: `perpkit --help`
 # answers in a tenth of a second, `perpkit localnet` starts without numpy and the clients.
@@ -64,54 +62,6 @@ def _program_for(engine: str) -> Path:
 
 def _say(message: str) -> None:
     print(message, flush=True)
-
-
-async def demo(program: Path | None, program_id: Pubkey, features: Features = "mainnet") -> None:
-    """Market + oracle on the embedded runtime, printed as they are read back from the chain."""
-    from solders.keypair import Keypair
-
-    from perpkit import program_errors
-    from perpkit.accounts import PRICE_SCALE
-    from perpkit.client import Client
-    from perpkit.runtime import embedded_runtime
-    from perpkit.testing import setup_market
-
-    started = time.perf_counter()
-    _say(f"perpkit {__version__}: embedded runtime")
-    program = program or embedded_runtime().program_path()
-    async with await Client.embedded(program=program, program_id=program_id, features=features) as client:
-        _say(f"  runtime  {embedded_runtime().describe(features)}")
-        _say(f"  program  {program_id} installed under the upgradeable loader from {program}")
-        _say(f"  payer    {client.payer.pubkey()}")
-        setup = await setup_market(client, price=64_250 * PRICE_SCALE, conf=12 * PRICE_SCALE, book_capacity=1024)
-        oracle = await client.fetch_oracle(setup.oracle)
-        _say(f"\noracle {oracle.address}")
-        _say(f"  price {oracle.ui_price:,.6f}  conf {oracle.conf / PRICE_SCALE:,.6f}  published {oracle.publish_time}")
-        market = await client.fetch_market(setup.market)
-        p = market.params
-        _say(f"\nmarket {market.address}  (id {market.market_id}, admin {market.admin})")
-        _say(f"  quote mint {market.quote_mint}")
-        _say(f"  vault      {market.vault}  balance {await client.token_balance(market.vault)}")
-        _say(f"  book       {market.book}  capacity {market.book_capacity} positions")
-        _say(
-            f"  margins    initial {p.initial_margin_bps} bps, maintenance {p.maintenance_margin_bps} bps; "
-            f"taker fee {p.taker_fee_bps} bps; band {p.price_band_bps} bps; "
-            f"oracle max age {p.max_staleness_s} s, max conf {p.max_conf_bps} bps\n"
-            f"  limits     open interest per side {_quote(p.open_interest_cap)} units; "
-            f"smallest position {_quote(p.min_position_notional)} quote"
-        )
-
-        later = await client.advance_time(45)
-        await client.set_oracle_price(setup.oracle, price=63_980 * PRICE_SCALE, conf=10 * PRICE_SCALE)
-        oracle = await client.fetch_oracle(setup.oracle)
-        _say(f"\nclock +45 s -> {later}; oracle now {oracle.ui_price:,.6f} published {oracle.publish_time}")
-
-        stranger = Keypair()
-        try:
-            await client.set_oracle_price(setup.oracle, price=1, authority=stranger)
-        except program_errors.Unauthorized as exc:
-            _say(f"a stranger setting the price is refused: {exc}")
-    _say(f"\ndone in {time.perf_counter() - started:.2f} s")
 
 
 def _quote(atoms: int) -> str:
@@ -267,10 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="perpkit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"perpkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="create a market and an oracle on the embedded runtime and print them")
-    p_demo.add_argument("--program", type=Path, default=None, help="program file (default: the built perps.so)")
-    p_demo.add_argument("--program-id", type=pubkey, default=None, help="address to load it at")
-    p_demo.add_argument("--features", choices=FEATURE_CHOICES, default="mainnet", help=FEATURES_HELP)
+    # `perpkit demo` and `perpkit scenario` parse their own options (perpkit.scenario_cli): main() hands over
+    sub.add_parser("demo", help="the main job: a 400-trader crash scenario on the embedded runtime, checked "
+                   "against the model, with a report and plots (`perpkit demo --help`)")  # fmt: skip
+    sub.add_parser("scenario", help="run a risk scenario file (TOML) and write its report, or redraw one "
+                   "(`perpkit scenario run --help`)")  # fmt: skip
     p_local = sub.add_parser("localnet", help="a local JSON-RPC validator with the perps program preloaded")
     p_local.add_argument("--engine", choices=["litesvm", "solana-test-validator"], default="litesvm")
     p_local.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
@@ -360,11 +311,7 @@ def _localnet(args: argparse.Namespace, started: float) -> None:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, started: float) -> None:
     import asyncio
 
-    if args.command == "demo":
-        from perpkit.idl import PROGRAM_ID
-
-        asyncio.run(demo(args.program, args.program_id or PROGRAM_ID, args.features))
-    elif args.command == "localnet":
+    if args.command == "localnet":
         _localnet(args, started)
     elif args.command == "crank":  # --once (without it, main() hands over to perpkit.bot)
         asyncio.run(crank(args))
@@ -406,6 +353,10 @@ def _main(arguments: list[str]) -> int:
             return bot_main(arguments[1:])
         except KeyboardInterrupt:
             return _fail("interrupted", 130)
+    if arguments[:1] in (["demo"], ["scenario"]):
+        from perpkit import scenario_cli
+
+        return scenario_cli.main(arguments[1:], demo=arguments[0] == "demo")
     if arguments[:1] == ["smoke"]:
         from perpkit import smoke
 
