@@ -115,3 +115,19 @@ def test_on_a_localnet_over_rpc(tmp_path: Path) -> None:
     figures = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert figures["positions_liquidated"] > 0 and figures["predicted_batches"] == figures["batches"]
     assert "json-rpc" in figures["runtime"].lower() or "rpc" in figures["runtime"].lower()
+
+
+def test_without_matplotlib_the_run_still_reports_and_says_how_to_get_plots(tmp_path: Path) -> None:
+    blocker = tmp_path / "no_mpl"
+    blocker.mkdir()
+    (blocker / "matplotlib").mkdir()
+    (blocker / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    done = subprocess.run([*PERPKIT, "demo", "--out", str(tmp_path / "r"), "--quiet"], capture_output=True,
+                          text=True, timeout=240, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "positions were liquidated" in done.stdout
+    assert done.stderr.strip() == "perpkit: plots skipped: plots need matplotlib: pip install 'perpkit[plots]'"
+    assert (tmp_path / "r" / "summary.md").is_file() and not list((tmp_path / "r").glob("*.png"))
