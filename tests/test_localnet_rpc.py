@@ -133,6 +133,25 @@ async def test_send_transaction_base58_and_base64(
     )
 
 
+async def test_a_copy_of_a_landed_transaction_is_already_processed(
+    solana: AsyncClient, http: httpx.AsyncClient, perps_rpc_url: str
+) -> None:
+    """As agave's preflight: the status cache first, so a resent copy is AlreadyProcessed (not run again);
+    without preflight it is accepted and dropped, and the balance moved once."""
+    payer = await funded(solana)
+    to = Keypair().pubkey()
+    tx = transfer_tx(payer, to, RENT0 + 7, (await solana.get_latest_blockhash()).value.blockhash)
+    raw = b58encode(bytes(tx))
+    assert (await rpc(http, perps_rpc_url, "sendTransaction", [raw]))["result"] == str(tx.signatures[0])
+    again = await rpc(http, perps_rpc_url, "sendTransaction", [raw])
+    assert again["error"]["code"] == -32002
+    assert again["error"]["message"] == "Transaction simulation failed: This transaction has already been processed"
+    assert again["error"]["data"]["err"] == "AlreadyProcessed"
+    skipped = await rpc(http, perps_rpc_url, "sendTransaction", [raw, {"skipPreflight": True}])
+    assert skipped["result"] == str(tx.signatures[0])
+    assert (await solana.get_balance(to)).value == RENT0 + 7
+
+
 async def test_get_transaction_with_logs_fee_and_inner_instructions(solana: AsyncClient) -> None:
     payer = await funded(solana)
     blockhash = (await solana.get_latest_blockhash()).value.blockhash

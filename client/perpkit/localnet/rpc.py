@@ -638,6 +638,12 @@ class RpcMethods:
         tx = self._transaction(p, config, "base58")
         if not all(tx.verify_with_results()):
             raise RpcError(SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
+        if not config.get("skipPreflight", False) and tx.signatures[0] in self.chain.history:
+            # agave's preflight checks the status cache first: a copy of a landed transaction (a client that
+            # lost the answer and sent it again) is refused as AlreadyProcessed, not simulated again
+            already = Simulation(TransactionErrorFieldless.AlreadyProcessed, [], 0)
+            raise RpcError(PREFLIGHT_FAILURE, f"Transaction simulation failed: {describe_error(already.err)}",
+                           encode_simulation(already))  # fmt: skip
         if not config.get("skipPreflight", False):
             sim = self.chain.simulate(tx, sig_verify=False, replace_blockhash=False)  # verified above
             if sim.err is not None:
