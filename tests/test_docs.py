@@ -341,3 +341,29 @@ def test_sh_block_runs(block: Block, tmp_path: Path, docs_localnet: LocalnetProc
     for line in block.code.replace("\\\n", " ").splitlines():
         if line.strip():
             session.run(line)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    """Every link to a file of the repository names one that exists; none points outside it."""
+    text = page.read_text()
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if re.match(r"\w+://", target):
+            continue
+        path = (page.parent / target).resolve()
+        assert path.is_relative_to(ROOT) and path.exists(), f"{page.name}: the link {target} leads nowhere"
+    assert "SPEC.md" not in text and "../shared" not in text, f"{page.name} points outside the repository"
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_anchors_exist(page: Path) -> None:
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", page.read_text()):
+        linked = (page.parent / target).resolve() if target else page
+        if linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{page.name}: no heading #{anchor} in {linked.name}"
