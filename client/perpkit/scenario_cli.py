@@ -80,11 +80,11 @@ class _Bar:
 
 
 async def run_file(scenario: Scenario, client: Client, *, out: Path, plots: bool, quiet: bool,
-                   market_id: int = 0) -> int:  # fmt: skip
+                   market_id: int = 0, fresh_chain: bool = False) -> int:  # fmt: skip
     from perpkit.report import summary_text, write_report
-    from perpkit.scenario_run import ScenarioRun
+    from perpkit.scenario_run import ScenarioRun, mint_for
 
-    run = ScenarioRun(scenario, client, market_id=market_id)
+    run = ScenarioRun(scenario, client, market_id=market_id, mint=mint_for(scenario) if fresh_chain else None)
     bar = _Bar(scenario.name, len(run.path.points), quiet)
     run.progress = bar
     if not quiet:
@@ -118,17 +118,20 @@ async def _run(args: argparse.Namespace, scenario: Scenario, out: Path, demo: bo
             options["features"] = args.features
         if getattr(args, "program", None):
             options["program"] = args.program
-        client = await Client.embedded(**options)
-        market_id = 0
+        from perpkit.scenario_run import payer_for
+
+        client = await Client.embedded(payer=payer_for(scenario), **options)
+        market_id, fresh = 0, True
     else:
         from perpkit.keyfile import load_keypair
 
         client = await Client.connect(args.url, payer=load_keypair(Path(args.keypair).expanduser()))
         await client.set_time(await client.now())  # ClockControlUnsupported now, not after the set-up
         market_id = time.time_ns() // 1_000_000 % (2**32 - 1)  # a fresh market on a shared cluster
+        fresh = False
     try:
         return await run_file(scenario, client, out=out, plots=not args.no_plots, quiet=args.quiet,
-                              market_id=market_id)  # fmt: skip
+                              market_id=market_id, fresh_chain=fresh)  # fmt: skip
     finally:
         await client.close()
 

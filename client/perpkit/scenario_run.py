@@ -92,15 +92,31 @@ def _keypair(rng: np.random.Generator) -> Keypair:
     return Keypair.from_seed(rng.bytes(32))
 
 
+def payer_for(scenario: Scenario) -> Keypair:
+    """A payer (and admin) drawn from the seed, for a run on a fresh chain (the embedded runtime).
+
+    With the payer and the mint (:func:`mint_for`) fixed too, every figure of a run repeats, compute
+    units included: addresses decide how long the program's address derivations search for a bump."""
+    return _keypair(np.random.default_rng([scenario.seed, 2]))
+
+
+def mint_for(scenario: Scenario) -> Keypair:
+    """The quote mint's keypair drawn from the seed, for a run on a fresh chain (on a shared one, a rerun
+    would find the address taken: leave ``mint`` unset there)."""
+    return _keypair(np.random.default_rng([scenario.seed, 1]))
+
+
 class ScenarioRun:
     """One run of ``scenario`` on ``client`` (its payer pays and administers; a fresh cranker cranks)."""
 
     def __init__(self, scenario: Scenario, client: Client, *, progress: Callable[[Progress], None] | None = None,
-                 market_id: int = 0) -> None:  # fmt: skip
+                 market_id: int = 0, mint: Keypair | None = None) -> None:  # fmt: skip
         self.scenario = scenario
         self.client = client
         self.progress = progress
         self.market_id = market_id
+        self.mint_keypair = mint
+        """The quote mint's address (None: a fresh one); :func:`mint_for` gives the seeded one."""
         self.rng = np.random.default_rng(scenario.seed)
         self.path: PricePath = price_path(scenario.price, self.rng)
         self.result = ScenarioResult(
@@ -135,7 +151,7 @@ class ScenarioRun:
         first = self.path.points[0].price
         params = spec.market.market_params()
         setup = await setup_market(c, price=first, params=params, book_capacity=spec.market.book_capacity,
-                                   market_id=self.market_id)  # fmt: skip
+                                   market_id=self.market_id, mint=self.mint_keypair)  # fmt: skip
         self.market, self.oracle, self.mint = setup.market, setup.oracle, setup.quote_mint
         pool, insurance = round(spec.market.pool * UNIT), round(spec.market.insurance * UNIT)
         admin_token = await create_token_account(c, self.mint, c.payer.pubkey())
@@ -317,9 +333,10 @@ async def run_scenario(
     *,
     progress: Callable[[Progress], None] | None = None,
     market_id: int = 0,
+    mint: Keypair | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` on ``client``'s chain; the recorded result (raises on any mismatch with the model)."""
-    return await ScenarioRun(scenario, client, progress=progress, market_id=market_id).run()
+    return await ScenarioRun(scenario, client, progress=progress, market_id=market_id, mint=mint).run()
 
 
-__all__ = ["Progress", "ScenarioRun", "Trader", "run_scenario", "traders_for"]
+__all__ = ["Progress", "ScenarioRun", "Trader", "mint_for", "payer_for", "run_scenario", "traders_for"]

@@ -84,9 +84,11 @@ def with_account(
 
 
 # -- set-up conveniences: a mint, token accounts, a test oracle ---------------------------------------
-async def create_mint(client: Client, *, decimals: int = 6, authority: Keypair | None = None) -> Pubkey:
-    """A new SPL mint (default: 6 decimals, the client's payer as mint authority)."""
-    mint = Keypair()
+async def create_mint(
+    client: Client, *, decimals: int = 6, authority: Keypair | None = None, mint: Keypair | None = None
+) -> Pubkey:
+    """A new SPL mint (default: 6 decimals, the client's payer as mint authority, a fresh address)."""
+    mint = mint or Keypair()
     authority_key = (authority or client.payer).pubkey()
     await client.send(
         [
@@ -251,8 +253,9 @@ async def setup_market(
     book_capacity: int = 64,
     oracle_kind: OracleKind = OracleKind.TEST,
     feed: PythFeed | None = None,
+    mint: Keypair | None = None,
 ) -> MarketSetup:
-    """Create an oracle at ``price``, a 6-decimal quote mint and a market on them.
+    """Create an oracle at ``price``, a 6-decimal quote mint (at ``mint``'s address if given) and a market.
 
     The oracle is the program's test oracle, or with ``oracle_kind=OracleKind.PYTH`` a
     :class:`PythFeed` of SOL/USD publishing at exponent -8.  Given a ``feed`` (one preloaded from a
@@ -266,10 +269,10 @@ async def setup_market(
     else:
         oracle = await create_oracle(client, price=price, conf=conf, oracle_id=market_id)
         source = OracleSource.test()
-    mint = await create_mint(client)
-    market = await client.create_market(quote_mint=mint, oracle=oracle, market_id=market_id, params=params,
+    quote_mint = await create_mint(client, mint=mint)
+    market = await client.create_market(quote_mint=quote_mint, oracle=oracle, market_id=market_id, params=params,
                                         book_capacity=book_capacity, oracle_source=source)  # fmt: skip
-    return MarketSetup(market=market, oracle=oracle, quote_mint=mint, feed=feed)
+    return MarketSetup(market=market, oracle=oracle, quote_mint=quote_mint, feed=feed)
 
 
 @dataclass(frozen=True)
