@@ -7,12 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_DIR = ROOT / "program"
@@ -148,3 +149,22 @@ def stand_in_test_validator(directory: Path, monkeypatch: pytest.MonkeyPatch) ->
     binary.chmod(0o755)
     monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
     return binary
+
+
+@pytest.fixture(scope="module")
+def localnet() -> Iterator[Any]:
+    """A ``perpkit localnet`` of the module's own, on wall-clock time (the bot tests: the session's
+    ``perps_rpc_url`` localnet has a frozen clock)."""
+    from perpkit.localnet.process import LocalnetProcess
+
+    with LocalnetProcess() as net:
+        yield net
+
+
+@pytest_asyncio.fixture
+async def client(localnet: Any) -> AsyncIterator[Any]:
+    """A client of :func:`localnet` with a payer funded by 100 SOL."""
+    from perpkit.client import Client
+
+    async with await Client.connect(localnet.url, airdrop_lamports=100 * 10**9) as c:
+        yield c

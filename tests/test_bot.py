@@ -6,12 +6,10 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from solders.keypair import Keypair
 
 from perpkit import instructions as ix
@@ -37,16 +35,14 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def localnet() -> Iterator[LocalnetProcess]:
-    with LocalnetProcess() as net:
-        yield net
-
-
-@pytest_asyncio.fixture
-async def client(localnet: LocalnetProcess) -> AsyncIterator[Client]:
-    async with await Client.connect(localnet.url, airdrop_lamports=100 * 10**9) as c:
-        yield c
+async def wait_healthy(http: httpx.AsyncClient, tries: int = 50) -> httpx.Response:
+    """``/healthz`` once it answers 200, or its last answer after ``tries`` tenths of a second."""
+    for _ in range(tries):
+        health = await http.get("/healthz")
+        if health.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    return health
 
 
 async def cranker(client: Client, setup: TradingSetup, tmp_path: Path, name: str = "cranker") -> tuple[Keypair, Path]:
@@ -112,11 +108,7 @@ async def test_bot_liquidates_on_the_price_move_with_metrics_and_a_clean_exit(
     try:
         bot.wait_for("watching")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(50):
-                health = await http.get("/healthz")
-                if health.status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
+            health = await wait_healthy(http)
             assert health.status_code == 200, health.text
             before = await reward_balance(client, setup, keypair)
             await asyncio.sleep(0.3)
@@ -160,11 +152,7 @@ async def test_healthz_turns_unhealthy_when_the_endpoint_dies(tmp_path: Path) ->
         try:
             bot.wait_for('"event":"started"')
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                for _ in range(50):
-                    health = await http.get("/healthz")
-                    if health.status_code == 200:
-                        break
-                    await asyncio.sleep(0.1)
+                health = await wait_healthy(http)
                 assert health.status_code == 200 and health.text.startswith("ok"), health.text
                 net.stop()
                 for _ in range(100):

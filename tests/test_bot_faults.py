@@ -8,12 +8,10 @@ import asyncio
 import random
 import re
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from solders.keypair import Keypair
 from test_bot import PARAMS, PRICE, UNIT, BotProcess, cranker, open_longs, reward_balance, summary_numbers
 
@@ -34,18 +32,6 @@ FAULTS = Faults(drop=0.04, lose=0.04, http_429=0.04, http_503=0.04, stall=0.04, 
                 stale_blockhash=0.3)  # fmt: skip
 LOSSY = Faults(lose=0.6, methods=["sendTransaction", "getSignatureStatuses", "getTransaction"])
 _LIQUIDATED = re.compile(r" liquidated .*positions=(\d+) .*reward=([0-9.]+) .*signature=(\w+)")
-
-
-@pytest.fixture(scope="module")
-def localnet() -> Iterator[LocalnetProcess]:
-    with LocalnetProcess() as net:
-        yield net
-
-
-@pytest_asyncio.fixture
-async def client(localnet: LocalnetProcess) -> AsyncIterator[Client]:
-    async with await Client.connect(localnet.url, airdrop_lamports=100 * 10**9) as c:
-        yield c
 
 
 async def wait_for(bot: BotProcess, word: str, timeout: float = 20.0) -> str:
